@@ -1,0 +1,105 @@
+"""One exception tree for everything edgeperf raises on purpose.
+
+Every message says what was expected, what came instead and, where it helps,
+what to do about it. Catch :class:`EdgePerfError` to catch them all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EdgePerfError",
+    "ArchitectureError",
+    "DataValidationError",
+    "DatasetNotFoundError",
+    "UnknownNameError",
+    "UnknownDeviceError",
+    "NotFittedError",
+    "ModelFileError",
+    "ProfilingError",
+    "DeviceUnavailableError",
+    "EnergyMeterUnavailableError",
+    "AdaptationError",
+]
+
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+
+class EdgePerfError(Exception):
+    """Base class of every error edgeperf raises on purpose."""
+
+
+class UnknownNameError(EdgePerfError, KeyError):
+    """A name looked up in a registry (space, profiler, dataset, ...) is not registered."""
+
+    def __init__(self, kind: str, name: str, known):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        super().__init__(f"unknown {kind} {name!r}; expected one of: {', '.join(self.known)}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class ArchitectureError(EdgePerfError, ValueError):
+    """An architecture string or object does not belong to the search space."""
+
+
+class DataValidationError(EdgePerfError, ValueError):
+    """A measurement file or table is malformed; the message names file, row and field."""
+
+    def __init__(self, message: str, *, path=None, row=None, field=None):
+        self.path, self.row, self.field = path, row, field
+        where = []
+        if path is not None:
+            where.append(f"file {path}")
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__((", ".join(where) + ": " if where else "") + message)
+
+
+class DatasetNotFoundError(UnknownNameError):
+    """A built-in dataset name is not known."""
+
+
+class UnknownDeviceError(EdgePerfError, KeyError):
+    """A device was asked for that the predictor or table does not know."""
+
+    def __init__(self, device: str, known, hint: str = ""):
+        self.device, self.known = device, sorted(known)
+        shown = ", ".join(self.known[:30]) + (" ..." if len(self.known) > 30 else "")
+        super().__init__(f"unknown device {device!r}; known devices: {shown}. {hint}".strip())
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class NotFittedError(EdgePerfError, _SklearnNotFittedError):
+    """A predictor was used before ``fit`` (also a scikit-learn NotFittedError)."""
+
+
+class ModelFileError(EdgePerfError, ValueError):
+    """A saved model file is corrupted, truncated, foreign or of an incompatible version."""
+
+
+class ProfilingError(EdgePerfError, RuntimeError):
+    """A measurement failed; ``raw_output`` carries what the tool printed, if anything."""
+
+    def __init__(self, message: str, *, raw_output: str | None = None):
+        self.raw_output = raw_output
+        if raw_output:
+            tail = raw_output[-2000:]
+            message = f"{message}\n--- raw output (last {len(tail)} chars) ---\n{tail}"
+        super().__init__(message)
+
+
+class DeviceUnavailableError(ProfilingError):
+    """The device to profile is absent or went away (phone unplugged, runtime missing)."""
+
+
+class EnergyMeterUnavailableError(EdgePerfError, RuntimeError):
+    """No energy sensor of the requested kind is present on this machine."""
+
+
+class AdaptationError(EdgePerfError, ValueError):
+    """Few-shot adaptation or proxy ranking got too few or degenerate target measurements."""

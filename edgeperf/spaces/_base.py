@@ -1,0 +1,122 @@
+"""The search-space extension point.
+
+A search space knows how to read and write its architecture strings, how to
+turn them into fixed-length feature vectors, how to sample them and how to
+build a runnable torch module for one of them. Adding a space means one new
+module with a :class:`SearchSpace` subclass and one ``register`` call.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from edgeperf.errors import ArchitectureError, UnknownNameError
+
+__all__ = ["SearchSpace"]
+
+
+class SearchSpace(abc.ABC):
+    """Abstract base class of a search space.
+
+    Subclasses set :attr:`name` and implement the abstract methods. Parsed
+    architectures are immutable, hashable Python objects private to the space;
+    the public currency everywhere else is the canonical string.
+    """
+
+    #: Registry name, e.g. ``"nasbench201"``.
+    name: str = ""
+    #: One line saying what the space is.
+    description: str = ""
+    #: Encodings this space provides; the first is the default.
+    encodings: tuple[str, ...] = ("onehot",)
+
+    # ---- strings -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def parse(self, arch: str) -> Any:
+        """Parse an architecture string; raise :class:`ArchitectureError` naming what is wrong."""
+
+    @abc.abstractmethod
+    def to_string(self, parsed: Any) -> str:
+        """The canonical string of a parsed architecture."""
+
+    def canonical(self, arch: str) -> str:
+        """Parse then print: the one spelling of ``arch`` used in tables and models."""
+        return self.to_string(self.parse(arch))
+
+    def validate(self, archs: Iterable[str]) -> list[str]:
+        """Canonical strings of ``archs``; the error names the position of the first bad one."""
+        out = []
+        for i, a in enumerate(archs):
+            try:
+                out.append(self.canonical(a))
+            except ArchitectureError as exc:
+                raise ArchitectureError(f"architecture #{i}: {exc}") from None
+        return out
+
+    def is_valid(self, arch: str) -> bool:
+        try:
+            self.parse(arch)
+        except ArchitectureError:
+            return False
+        return True
+
+    # ---- encodings -----------------------------------------------------------------------
+    def encode(self, archs: str | Sequence[str], encoding: str | None = None) -> np.ndarray:
+        """Feature matrix ``(n, encoding_dim)`` of float32 for ``archs`` (a 1-D vector for one string)."""
+        encoding = encoding or self.encodings[0]
+        if encoding not in self.encodings:
+            raise UnknownNameError(f"encoding of space {self.name!r}", encoding, self.encodings)
+        single = isinstance(archs, str)
+        items = [archs] if single else list(archs)
+        rows = np.empty((len(items), self.encoding_dim(encoding)), dtype=np.float32)
+        encode_one = getattr(self, f"_encode_{encoding}")
+        for i, a in enumerate(items):
+            try:
+                parsed = self.parse(a)
+            except ArchitectureError as exc:
+                raise ArchitectureError(f"architecture #{i}: {exc}") from None
+            rows[i] = encode_one(parsed)
+        return rows[0] if single else rows
+
+    @abc.abstractmethod
+    def encoding_dim(self, encoding: str | None = None) -> int:
+        """Length of the feature vector of ``encoding``."""
+
+    def feature_names(self, encoding: str | None = None) -> list[str]:
+        """Names of the encoding's columns (generic ``f0..`` unless a space says better)."""
+        return [f"f{i}" for i in range(self.encoding_dim(encoding))]
+
+    # ---- sampling ------------------------------------------------------------------------
+    #: Number of architectures in the space, or ``None`` when too large to count.
+    size: int | None = None
+
+    @abc.abstractmethod
+    def sample(self, n: int, *, seed: int | None = None) -> list[str]:
+        """``n`` canonical strings drawn uniformly at random (reproducible for a given seed)."""
+
+    def enumerate(self) -> Iterator[str]:
+        """Every architecture of a finite, enumerable space, in the space's official order."""
+        raise NotImplementedError(f"space {self.name!r} is too large to enumerate; use sample()")
+
+    # ---- models --------------------------------------------------------------------------
+    def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:
+        """Shape of the model's input tensor (NCHW)."""
+        raise NotImplementedError
+
+    def build_module(self, arch: str, *, num_classes: int | None = None):
+        """A ``torch.nn.Module`` in eval mode that follows the space's published definition."""
+        raise NotImplementedError(f"space {self.name!r} cannot build torch modules yet")
+
+    def export_onnx(self, arch: str, path: str | Path, *, batch_size: int = 1) -> Path:
+        """Build the module for ``arch`` and export it to ONNX at ``path``; returns the path."""
+        from edgeperf.spaces._export import export_module_onnx
+
+        module = self.build_module(arch)
+        return export_module_onnx(module, self.input_shape(arch, batch_size=batch_size), path)
+
+    def __repr__(self) -> str:
+        return f"<SearchSpace {self.name}>"
