@@ -1,0 +1,169 @@
+"""The profiler extension point: how to run a model on one device.
+
+A profiler turns (space, arch) into measurement records. The template method
+:meth:`Profiler.profile` fixes the order every profiler follows -- build the
+model, warm up, time rounds under the shared :class:`MeasurementProtocol`,
+read the energy meter around the timed rounds -- so a subclass only says how
+to load a model (:meth:`_load`), how to warm it up and how to time one round.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from edgeperf._version import __version__
+from edgeperf.datasets._records import DeviceSpec, Measurement
+from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
+
+__all__ = ["Profiler"]
+
+
+class Profiler(abc.ABC):
+    """Abstract base class of every profiler (local runtime or remote device).
+
+    Parameters
+    ----------
+    name:
+        Device name written into every row. Default: derived from the runtime
+        and the machine (see :meth:`default_name`), so one machine with two
+        thread settings gives two devices.
+    protocol:
+        Warm-up, repeats and stability rules; the default protocol if omitted.
+    energy_meter:
+        An :class:`edgeperf.profilers.energy.EnergyMeter` read around the timed
+        rounds; adds an ``energy_mj`` row per architecture.
+    batch_size, threads:
+        Device settings; part of the device's identity.
+    """
+
+    #: Registry name, e.g. ``"onnxruntime"``.
+    kind: ClassVar[str] = ""
+    #: The model format the runtime consumes: ``"onnx"``, ``"torch"`` or ``"tflite"``.
+    model_format: ClassVar[str] = "onnx"
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        protocol: MeasurementProtocol | None = None,
+        energy_meter=None,
+        batch_size: int = 1,
+        threads: int | None = None,
+    ):
+        self.protocol = protocol or MeasurementProtocol()
+        self.energy_meter = energy_meter
+        self.batch_size = batch_size
+        self.threads = threads
+        self._name = name
+        self._spec: DeviceSpec | None = None
+
+    # ---- identity -----------------------------------------------------------------------
+    @classmethod
+    def availability(cls) -> str | None:
+        """``None`` when this profiler can run here, else a sentence saying what is missing."""
+        return None
+
+    @abc.abstractmethod
+    def _describe(self) -> DeviceSpec:
+        """Harvest the device descriptor (CPU, memory, runtime version, settings)."""
+
+    def describe(self) -> DeviceSpec:
+        """The device descriptor, harvested once and cached."""
+        if self._spec is None:
+            self._spec = self._describe()
+        return self._spec
+
+    def default_name(self) -> str:
+        spec = self.describe()
+        base = (spec.cpu_model or spec.soc or "device").lower()
+        base = "".join(c if c.isalnum() else "-" for c in base).strip("-")
+        while "--" in base:
+            base = base.replace("--", "-")
+        threads = f"-t{self.threads}" if self.threads else ""
+        return f"{base}-{self.kind}{threads}-b{self.batch_size}"
+
+    @property
+    def device_name(self) -> str:
+        return self._name or self.default_name()
+
+    # ---- running ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _load(self, space, arch: str, workdir: Path) -> Any:
+        """Build, export or compile the model of ``arch``; return a handle to time."""
+
+    @abc.abstractmethod
+    def _warmup(self, handle: Any) -> None:
+        """Untimed runs before timing (``protocol.warmup`` of them)."""
+
+    @abc.abstractmethod
+    def _timed_round(self, handle: Any) -> Sequence[float] | TimingStats:
+        """One round of ``protocol.repeats`` timed runs: per-run ms, or a device tool's summary."""
+
+    def _unload(self, handle: Any) -> None:
+        """Free what :meth:`_load` allocated (remote files, sessions)."""
+
+    def close(self) -> None:
+        """Release the device (servers, connections)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def measure(self, space, arch: str) -> tuple[TimingStats, dict | None]:
+        """Time one architecture; also the energy reading's summary when a meter is attached."""
+        with tempfile.TemporaryDirectory(prefix="edgeperf-") as tmp:
+            handle = self._load(space, arch, Path(tmp))
+            try:
+                self._warmup(handle)
+                if self.energy_meter is None:
+                    return self.protocol.stabilize(lambda: self._timed_round(handle)), None
+                self.energy_meter.start()
+                try:
+                    stats = self.protocol.stabilize(lambda: self._timed_round(handle))
+                finally:
+                    reading = self.energy_meter.stop()
+                inferences = self.protocol.repeats * stats.attempts
+                return stats, {"energy_mj": reading.per_inference_mj(inferences), "reading": reading}
+            finally:
+                self._unload(handle)
+
+    def profile(self, space, arch: str) -> list[Measurement]:
+        """Measure ``arch`` of ``space``: a ``latency_ms`` record, plus ``energy_mj`` with a meter."""
+        from edgeperf import spaces
+
+        space = spaces.get(space)
+        arch = space.canonical(arch)
+        stats, energy = self.measure(space, arch)
+        spec = self.describe()
+        common = dict(
+            space=space.name,
+            arch=arch,
+            device=self.device_name,
+            runtime=spec.runtime,
+            runtime_version=spec.runtime_version,
+            batch_size=self.batch_size,
+            threads=self.threads,
+            runs=stats.runs,
+            timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            edgeperf_version=__version__,
+        )
+        rows = [
+            Measurement(
+                metric="latency_ms",
+                value=stats.median_ms,
+                std=stats.std_ms,
+                p10=stats.p10_ms,
+                p90=stats.p90_ms,
+                cv=stats.cv,
+                **common,
+            )
+        ]
+        if energy is not None:
+            rows.append(Measurement(metric="energy_mj", value=energy["energy_mj"], **common))
+        return rows
