@@ -19,6 +19,7 @@ __all__ = [
     "DeviceUnavailableError",
     "EnergyMeterUnavailableError",
     "AdaptationError",
+    "InvalidParameterError",
 ]
 
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
@@ -103,3 +104,7 @@ class EnergyMeterUnavailableError(EdgePerfError, RuntimeError):
 
 class AdaptationError(EdgePerfError, ValueError):
     """Few-shot adaptation or proxy ranking got too few or degenerate target measurements."""
+
+
+class InvalidParameterError(EdgePerfError, ValueError):
+    """A setting (protocol, predictor or CLI option) is outside its valid range."""

@@ -49,7 +49,9 @@ def main() -> None:
     from edgeperf.errors import EdgePerfError
 
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except EdgePerfError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)

@@ -87,6 +87,8 @@ class Measurement:
             v = getattr(self, name)
             if not isinstance(v, str) or not v.strip():
                 raise DataValidationError(f"expected a non-empty string, got {v!r}", field=name)
+            # surrounding blanks are never part of a name: tables strip them too
+            object.__setattr__(self, name, v.strip())
         if self.metric not in METRICS:
             raise DataValidationError(
                 f"unknown metric {self.metric!r}; expected one of {sorted(METRICS)}", field="metric"

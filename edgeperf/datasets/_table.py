@@ -18,6 +18,11 @@ REQUIRED_COLUMNS = ("space", "arch", "device", "metric", "value")
 OPTIONAL_COLUMNS = ("arch_index",) + tuple(PROVENANCE_FIELDS)
 
 
+def _unique_set(column: pd.Series) -> set:
+    """Distinct values of a column (``set(column)`` iterates Arrow strings one by one: slow)."""
+    return set(pd.unique(column).tolist())
+
+
 class MeasurementTable:
     """Validated tidy measurements: one row per (space, arch, device, metric).
 
@@ -72,7 +77,7 @@ class MeasurementTable:
 
     @property
     def spaces(self) -> list[str]:
-        return sorted(self.frame["space"].unique())
+        return sorted(_unique_set(self.frame["space"]))
 
     @property
     def space(self) -> str:
@@ -87,15 +92,15 @@ class MeasurementTable:
 
     @property
     def devices(self) -> list[str]:
-        return sorted(self.frame["device"].unique())
+        return sorted(_unique_set(self.frame["device"]))
 
     @property
     def metrics(self) -> list[str]:
-        return sorted(self.frame["metric"].unique())
+        return sorted(_unique_set(self.frame["metric"]))
 
     @property
     def archs(self) -> list[str]:
-        return list(pd.unique(self.frame["arch"]))
+        return pd.unique(self.frame["arch"]).tolist()
 
     def select(
         self,
@@ -122,7 +127,8 @@ class MeasurementTable:
         if archs is not None:
             mask &= self.frame["arch"].isin(list(archs)).to_numpy()
         frame = self.frame.loc[mask].reset_index(drop=True)
-        info = {d: s for d, s in self.devices_info.items() if d in set(frame["device"])}
+        present = _unique_set(frame["device"])
+        info = {d: s for d, s in self.devices_info.items() if d in present}
         return MeasurementTable(frame, devices_info=info, source=self.source, validate=False)
 
     def wide(self, metric: str = "latency_ms") -> pd.DataFrame:
@@ -147,13 +153,31 @@ class MeasurementTable:
 
     def values(self, device: str, metric: str = "latency_ms") -> pd.Series:
         """Measured ``metric`` of ``device``, indexed by architecture string."""
-        if device not in set(self.frame["device"]):
+        if device not in _unique_set(self.frame["device"]):
             raise UnknownDeviceError(device, self.devices)
         sub = self.frame[(self.frame["device"] == device) & (self.frame["metric"] == metric)]
         return pd.Series(sub["value"].to_numpy(), index=sub["arch"].to_numpy(), name=device)
 
+    def to_records(self) -> list[Measurement]:
+        """One :class:`Measurement` per row (provenance included where present)."""
+        fields = [c for c in self.frame.columns if c != "arch_index"]
+        out = []
+        for row in self.frame[fields].itertuples(index=False, name=None):
+            kwargs = {k: (None if pd.isna(v) else v) for k, v in zip(fields, row)}
+            for k, typ in PROVENANCE_FIELDS.items():
+                if kwargs.get(k) is not None:
+                    kwargs[k] = typ(kwargs[k])
+            out.append(Measurement(**kwargs))
+        return out
+
+    def copy(self) -> "MeasurementTable":
+        """An independent table: a copy of the frame and of ``devices_info``."""
+        return MeasurementTable(
+            self.frame.copy(), devices_info=dict(self.devices_info), source=self.source, validate=False
+        )
+
     def device_spec(self, device: str) -> DeviceSpec:
         """The device's :class:`DeviceSpec` (name only when no static features are known)."""
-        if device not in set(self.frame["device"]) and device not in self.devices_info:
+        if device not in self.devices_info and device not in _unique_set(self.frame["device"]):
             raise UnknownDeviceError(device, self.devices)
         return self.devices_info.get(device, DeviceSpec(name=device))

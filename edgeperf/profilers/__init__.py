@@ -26,3 +26,9 @@ def get(kind: str) -> type[Profiler]:
     if kind not in _REGISTRY:
         raise UnknownNameError("profiler", kind, _REGISTRY)
     return _REGISTRY[kind]
+
+
+# Built-in local profilers register themselves on import. Their modules import only the
+# standard library and edgeperf at import time: onnxruntime, torch and TVM load on first use.
+from edgeperf.profilers import _onnxruntime, _torch, _tvm  # noqa: E402,F401
+from edgeperf.profilers import adb as _adb  # noqa: E402,F401  (registers "android")

@@ -44,6 +44,13 @@ class Profiler(abc.ABC):
     kind: ClassVar[str] = ""
     #: The model format the runtime consumes: ``"onnx"``, ``"torch"`` or ``"tflite"``.
     model_format: ClassVar[str] = "onnx"
+    #: Forward passes behind one timing sample (a runtime that averages several runs per sample
+    #: says so, so energy per inference divides by every pass the meter saw).
+    runs_per_sample: int = 1
+    #: Extra constructor keywords this profiler takes from the command line, name -> help
+    #: (e.g. ``{"serial": "adb serial of the phone"}``); ``edgeperf profile`` passes
+    #: ``--serial`` and ``--option NAME=VALUE`` only to profilers that declare them.
+    options: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -90,6 +97,12 @@ class Profiler(abc.ABC):
     def device_name(self) -> str:
         return self._name or self.default_name()
 
+    def device_spec(self) -> DeviceSpec:
+        """The descriptor under the name written into rows (what goes into ``.devices.json``)."""
+        import dataclasses
+
+        return dataclasses.replace(self.describe(), name=self.device_name)
+
     # ---- running ------------------------------------------------------------------------
     @abc.abstractmethod
     def _load(self, space, arch: str, workdir: Path) -> Any:
@@ -128,7 +141,7 @@ class Profiler(abc.ABC):
                     stats = self.protocol.stabilize(lambda: self._timed_round(handle))
                 finally:
                     reading = self.energy_meter.stop()
-                inferences = self.protocol.repeats * stats.attempts
+                inferences = self.protocol.repeats * stats.attempts * self.runs_per_sample
                 return stats, {"energy_mj": reading.per_inference_mj(inferences), "reading": reading}
             finally:
                 self._unload(handle)

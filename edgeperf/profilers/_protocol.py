@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edgeperf.errors import ProfilingError
+from edgeperf.errors import InvalidParameterError, ProfilingError
 
 __all__ = ["MeasurementProtocol", "TimingStats"]
 
@@ -96,11 +96,11 @@ class MeasurementProtocol:
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.repeats < 1 or self.max_rounds < 1:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"expected warmup >= 0, repeats >= 1, max_rounds >= 1; got {self.warmup}, {self.repeats}, {self.max_rounds}"
             )
         if not self.max_cv > 0 or self.cooldown_s < 0:
-            raise ValueError(f"expected max_cv > 0 and cooldown_s >= 0; got {self.max_cv}, {self.cooldown_s}")
+            raise InvalidParameterError(f"expected max_cv > 0 and cooldown_s >= 0; got {self.max_cv}, {self.cooldown_s}")
 
     def measure(self, run_once: Callable[[], None], *, clock: Callable[[], float] = time.perf_counter) -> TimingStats:
         """Time ``run_once`` (one forward pass, results already on the host) under this protocol."""

@@ -102,6 +102,10 @@ class SearchSpace(abc.ABC):
         """Every architecture of a finite, enumerable space, in the space's official order."""
         raise NotImplementedError(f"space {self.name!r} is too large to enumerate; use sample()")
 
+    def costs(self, arch: str):
+        """Whole-network cost (``macs``, ``params``, ``mem_bytes``), computed analytically."""
+        raise NotImplementedError(f"space {self.name!r} has no analytic cost model")
+
     # ---- models --------------------------------------------------------------------------
     def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:
         """Shape of the model's input tensor (NCHW)."""

@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from edgeperf.errors import ArchitectureError
+from edgeperf.spaces import _costs
 from edgeperf.spaces import register
 from edgeperf.spaces._base import SearchSpace
 
@@ -20,6 +21,91 @@ KERNELS = (3, 5, 7)
 RESOLUTIONS = tuple(range(128, 225, 4))
 
 
+# ``ofa_mbv3_d234_e346_k357_w1.0`` (OFAMobileNetV3, width multiplier 1.0).
+FIRST_CONV_CHANNELS = 16
+FIRST_CONV_STRIDE = 2
+FIRST_BLOCK_KERNEL = 3
+STAGE_WIDTHS = (24, 40, 80, 112, 160)
+STAGE_STRIDES = (2, 2, 2, 1, 2)
+STAGE_ACTS = ("relu", "relu", "h_swish", "h_swish", "h_swish")
+STAGE_SE = (False, True, False, True, True)
+FINAL_EXPAND_CHANNELS = 960
+FEATURE_MIX_CHANNELS = 1280
+NUM_CLASSES = 1000
+SE_REDUCTION = 4
+#: OFA rounds every channel count to a multiple of 8 (``make_divisible``).
+CHANNEL_DIVISOR = 8
+#: ``make_divisible`` never rounds down by more than 10%.
+MAX_ROUND_DOWN = 0.9
+
+
+def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """OFA/MobileNet channel rounding: nearest multiple of ``divisor``, at most 10% below."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < MAX_ROUND_DOWN * value:
+        new += divisor
+    return new
+
+
+def layer_plan(parsed) -> list[dict]:
+    """One dict per searchable layer (20): c_in, c_out, kernel, expand, stride, act, se, active."""
+    d, e, ks, _ = parsed
+    plan, c_in = [], FIRST_CONV_CHANNELS
+    for stage in range(N_STAGES):
+        for layer in range(MAX_DEPTH):
+            i = stage * MAX_DEPTH + layer
+            active = layer < d[stage]
+            c_out = STAGE_WIDTHS[stage]
+            plan.append(dict(
+                c_in=c_in, c_out=c_out, kernel=ks[i], expand=e[i], stride=STAGE_STRIDES[stage] if layer == 0 else 1,
+                act=STAGE_ACTS[stage], se=STAGE_SE[stage], active=active,
+            ))
+            if active:
+                c_in = c_out
+    return plan
+
+
+def mbconv_cost(c_in: int, c_out: int, kernel: int, expand: int, stride: int, se: bool, size: int) -> tuple[_costs.Cost, int]:
+    """Cost of an OFA MBConv layer (+ residual add when shapes match) on a ``size x size`` input."""
+    mid = make_divisible(round(c_in * expand))
+    cost = _costs.Cost()
+    if expand != 1:
+        expand_cost, _ = _costs.conv2d(c_in, mid, 1, size, bn=True)
+        cost = cost + expand_cost
+    dw, out = _costs.conv2d(mid, mid, kernel, size, stride=stride, groups=mid, bn=True)
+    cost = cost + dw
+    if se:
+        se_mid = make_divisible(mid // SE_REDUCTION)
+        reduce, _ = _costs.conv2d(mid, se_mid, 1, 1, bias=True)
+        excite, _ = _costs.conv2d(se_mid, mid, 1, 1, bias=True)
+        # pooling reads the map; the rescale reads it again and writes it
+        cost = cost + reduce + excite + _costs.elementwise(mid * out * out, mid) + _costs.elementwise(mid * out * out, mid * out * out)
+    project, _ = _costs.conv2d(mid, c_out, 1, out, bn=True)
+    cost = cost + project
+    if stride == 1 and c_in == c_out:
+        cost = cost + _costs.elementwise(2 * c_out * out * out, c_out * out * out)
+    return cost, out
+
+
+def network_costs(parsed) -> tuple[list[_costs.Cost], _costs.Cost]:
+    """Analytic cost of each of the 20 layer positions (zero when inactive) and of the network."""
+    r = parsed[3]
+    first, size = _costs.conv2d(3, FIRST_CONV_CHANNELS, 3, r, stride=FIRST_CONV_STRIDE, bn=True)
+    block0, size = mbconv_cost(FIRST_CONV_CHANNELS, FIRST_CONV_CHANNELS, FIRST_BLOCK_KERNEL, 1, 1, False, size)
+    layers = []
+    for spec in layer_plan(parsed):
+        if not spec["active"]:
+            layers.append(_costs.Cost())
+            continue
+        cost, size = mbconv_cost(spec["c_in"], spec["c_out"], spec["kernel"], spec["expand"], spec["stride"], spec["se"], size)
+        layers.append(cost)
+    final, size = _costs.conv2d(STAGE_WIDTHS[-1], FINAL_EXPAND_CHANNELS, 1, size, bn=True)
+    pool = _costs.elementwise(FINAL_EXPAND_CHANNELS * size * size, FINAL_EXPAND_CHANNELS)
+    mix, _ = _costs.conv2d(FINAL_EXPAND_CHANNELS, FEATURE_MIX_CHANNELS, 1, 1)
+    fixed = first + block0 + final + pool + mix + _costs.linear(FEATURE_MIX_CHANNELS, NUM_CLASSES)
+    return layers, fixed + _costs.total(layers)
+
+
 def _active(depths) -> list[bool]:
     return [layer < depths[stage] for stage in range(N_STAGES) for layer in range(MAX_DEPTH)]
 
@@ -28,7 +114,7 @@ def _active(depths) -> list[bool]:
 class OFAMobileNetV3(SearchSpace):
     name = "ofa_mbv3"
     description = "Once-for-All MobileNetV3: depth 2-4 x 5 stages, kernel 3/5/7, expand 3/4/6, resolution 128-224"
-    encodings = ("onehot",)
+    encodings = ("onehot", "structural")
     size = len(RESOLUTIONS) * sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS) ** N_STAGES
 
     def parse(self, arch: str) -> tuple:
@@ -70,9 +156,13 @@ class OFAMobileNetV3(SearchSpace):
     _PER_LAYER = 1 + len(KERNELS) + len(EXPANDS)
 
     def encoding_dim(self, encoding: str | None = None) -> int:
+        if encoding == "structural":
+            return (N_LAYERS + 1) * len(_costs.COST_FIELDS) + 1
         return N_LAYERS * self._PER_LAYER + 1
 
     def feature_names(self, encoding: str | None = None) -> list[str]:
+        if encoding == "structural":
+            return _costs.structural_names([f"layer{i}" for i in range(N_LAYERS)], ["resolution"])
         names = []
         for i in range(N_LAYERS):
             names += [f"layer{i}:active"] + [f"layer{i}:k{k}" for k in KERNELS] + [f"layer{i}:e{x}" for x in EXPANDS]
@@ -90,6 +180,27 @@ class OFAMobileNetV3(SearchSpace):
                 v[base + 1 + len(KERNELS) + EXPANDS.index(e[i])] = 1.0
         v[-1] = (r - RESOLUTIONS[0]) / (RESOLUTIONS[-1] - RESOLUTIONS[0])
         return v
+
+    def _encode_structural(self, parsed: tuple) -> np.ndarray:
+        """Per layer position: MACs, params, memory traffic (0 when inactive); network totals;
+        resolution scaled to [0, 1]."""
+        layers, network = network_costs(parsed)
+        r = parsed[3]
+        return _costs.structural_vector(layers, network, [(r - RESOLUTIONS[0]) / (RESOLUTIONS[-1] - RESOLUTIONS[0])])
+
+    def costs(self, arch: str) -> _costs.Cost:
+        """Analytic whole-network cost (MACs, params, memory traffic) of ``arch``."""
+        return network_costs(self.parse(arch))[1]
+
+    def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:
+        r = self.parse(arch)[3]
+        return (batch_size, 3, r, r)
+
+    def build_module(self, arch: str, *, num_classes: int | None = None):
+        """The OFA MobileNetV3 subnet of ``arch`` as a plain network, randomly initialised, eval mode."""
+        from edgeperf.spaces._torch_ofa import OFAMobileNetV3Network
+
+        return OFAMobileNetV3Network(self.parse(arch), num_classes or NUM_CLASSES).eval()
 
     def sample(self, n: int, *, seed: int | None = None) -> list[str]:
         rng = np.random.default_rng(seed)

@@ -1,0 +1,56 @@
+"""Measurements as data: records, tables, file readers/writers and built-in public tables.
+
+>>> from edgeperf import datasets
+>>> table = datasets.load("help-nb201")          # 15,625 archs x 21 devices, latency_ms
+>>> table.values("pixel3").head()                # doctest: +SKIP
+>>> datasets.write(table, "nb201.parquet")       # tidy; layout="wide" for one column per device
+>>> datasets.read("nb201.parquet")               # tidy or wide, .csv / .csv.gz / .parquet
+
+File layouts, the row numbering of error messages and the policy for missing or
+failed measurements are described in ``docs/DATA_FORMAT.md``.
+"""
+
+from __future__ import annotations
+
+from edgeperf.datasets._builtin import data_path, info, list_builtin, load, public_devices, reference_archs
+from edgeperf.datasets._builtin import names as builtin_names
+from edgeperf.datasets._io import read, read_devices_json, sidecar_path, write, write_devices_json
+from edgeperf.datasets._records import METRICS, PROVENANCE_FIELDS, DeviceSpec, Measurement
+from edgeperf.datasets._table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, MeasurementTable
+from edgeperf.datasets._validate import validate_tidy_frame
+
+__all__ = [
+    "METRICS",
+    "PROVENANCE_FIELDS",
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "Measurement",
+    "DeviceSpec",
+    "MeasurementTable",
+    "RowWriter",
+    "read",
+    "write",
+    "read_devices_json",
+    "write_devices_json",
+    "sidecar_path",
+    "validate_tidy_frame",
+    "load",
+    "list_builtin",
+    "info",
+    "builtin_names",
+    "reference_archs",
+    "data_path",
+    "public_devices",
+]
+
+
+def __getattr__(name: str):
+    # RowWriter lives in _rowwriter.py (owned by the profilers work); imported on first use
+    # so this package imports even before that module exists.
+    if name == "RowWriter":
+        try:
+            from edgeperf.datasets._rowwriter import RowWriter
+        except ImportError as exc:
+            raise AttributeError(f"edgeperf.datasets.RowWriter is not available: {exc}") from exc
+        return RowWriter
+    raise AttributeError(f"module 'edgeperf.datasets' has no attribute {name!r}")
