@@ -233,3 +233,30 @@ def test_cli_train_predict_adapt_eval(tmp_path, nb201):
     res = r.invoke(app, ["eval", model2, str(tmp_path / "m.csv"), "--json"])
     out = json.loads(res.output)
     assert set(out) == {"1080ti_1", "pixel3"} and out["pixel3"]["spearman"] > 0.9
+
+
+def test_a_device_unlike_every_training_device_is_fitted_through_compute(joint, nb201):
+    """An accelerator whose latency follows MACs and memory traffic: no public device behaves
+    like it, so the Bayes prior is set aside (prior-data conflict) and the analytic
+    pseudo-devices carry the fit."""
+    _, wide = nb201
+    space = spaces.get("nasbench201")
+
+    def accelerator_ms(archs):
+        costs = space.cost_matrix(list(archs))
+        return 2e-8 * costs[:, 0] + 5e-9 * costs[:, 2]
+
+    refs = ep.predictors.reference_archs("nasbench201")
+    archs = refs + list(wide.index[(wide["arch_index"] >= 300) & (wide["arch_index"] < 310)])
+    joint.adapt("accelerator", archs=archs, values=accelerator_ms(archs))
+    params = joint.device_params_["accelerator"]
+    assert params["nnls_share"] == 1.0
+    weights = dict(zip(params["basis"], params["weights"]))
+    assert weights["@macs"] > 0
+    test_archs, _ = _test_split(wide, "2080ti_1")
+    truth = accelerator_ms(test_archs)
+    assert metrics.spearman(truth, joint.predict(test_archs, device="accelerator")) > 0.95
+
+    # a device like the training ones keeps the prior
+    joint.adapt("gpu-like", archs=archs, values=wide.loc[archs, "2080ti_1"])
+    assert joint.device_params_["gpu-like"]["nnls_share"] == 0.5

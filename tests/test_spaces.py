@@ -341,3 +341,15 @@ def test_export_rejects_bad_shape(tmp_path):
 
     with pytest.raises(EdgePerfError, match="positive input shape"):
         export_module_onnx(torch.nn.Identity(), (1, 0, 3), tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("name", ["nasbench201", "fbnet", "ofa_mbv3"])
+def test_vectorised_costs_of_onehot_rows_equal_the_analytic_costs(name):
+    space = spaces.get(name)
+    archs = space.sample(40, seed=11)
+    from_strings = space.cost_matrix(archs)
+    from_onehot = space.cost_matrix(space.encode(archs, "onehot"))
+    np.testing.assert_array_equal(from_onehot, from_strings)
+    assert from_strings[:, 0].min() > 0 and np.unique(from_strings[:, 0]).size > 1
+    with pytest.raises(ArchitectureError):
+        space.cost_matrix(np.zeros((2, 3)))

@@ -102,9 +102,30 @@ class SearchSpace(abc.ABC):
         """Every architecture of a finite, enumerable space, in the space's official order."""
         raise NotImplementedError(f"space {self.name!r} is too large to enumerate; use sample()")
 
-    def costs(self, arch: str):
-        """Whole-network cost (``macs``, ``params``, ``mem_bytes``), computed analytically."""
+    def _network_costs(self, parsed):
+        """``(per-position costs, whole-network cost)`` of a parsed architecture."""
         raise NotImplementedError(f"space {self.name!r} has no analytic cost model")
+
+    def costs(self, arch: str):
+        """Analytic whole-network cost (``macs``, ``params``, ``mem_bytes``) of ``arch``."""
+        return self._network_costs(self.parse(arch))[1]
+
+    def cost_matrix(self, archs) -> np.ndarray:
+        """``(n, 3)`` float64 whole-network costs, columns ``macs, params, mem_bytes``.
+
+        ``archs`` are strings or rows of the ``onehot`` encoding (vectorised: a table
+        lookup per layer position, no parsing).
+        """
+        if isinstance(archs, np.ndarray):
+            if archs.ndim != 2 or archs.shape[1] != self.encoding_dim("onehot"):
+                raise ArchitectureError(
+                    f"expected one-hot rows of shape (n, {self.encoding_dim('onehot')}), got {archs.shape}"
+                )
+            return self._onehot_costs(archs)
+        return np.array([[c.macs, c.params, c.mem_bytes] for c in map(self.costs, archs)], dtype=np.float64)
+
+    def _onehot_costs(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"space {self.name!r} has no vectorised cost model")
 
     # ---- models --------------------------------------------------------------------------
     def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:

@@ -105,3 +105,42 @@ def structural_vector(positions: list[Cost], network: Cost, extra: list[float] =
 def structural_names(position_names: list[str], extra: list[str] = ()) -> list[str]:
     names = [f"{p}:{f}" for p in position_names for f in COST_FIELDS]
     return names + [f"total:{f}" for f in COST_FIELDS] + list(extra)
+
+
+#: Columns of :meth:`SearchSpace.cost_matrix`, in order (raw counts; units in the names).
+COST_COLUMNS = ("macs", "params", "mem_bytes")
+
+
+def as_row(cost: Cost) -> np.ndarray:
+    return np.array([cost.macs, cost.params, cost.mem_bytes], dtype=np.float64)
+
+
+class AdditiveCostTable:
+    """Whole-network costs of many one-hot rows at once.
+
+    The analytic cost of every space here is a fixed part plus one independent term per
+    layer position, and that term depends only on the choice made at that position (for
+    OFA, also on the resolution). So one network per choice, with that choice everywhere,
+    gives the term of every position; the fixed part is the rest of its total. Costs of
+    any row are then a table lookup: exact, and vectorised where ``network_costs`` is a
+    Python loop per architecture.
+    """
+
+    def __init__(self, network_costs, uniform_archs):
+        """``uniform_archs``: choice -> parsed architecture with that choice at every position."""
+        self.choices = list(uniform_archs)
+        terms, fixed = [], None
+        for choice in self.choices:
+            layers, network = network_costs(uniform_archs[choice])
+            rows = np.array([as_row(c) for c in layers])
+            terms.append(rows)
+            rest = as_row(network) - rows.sum(axis=0)
+            if fixed is not None and not np.array_equal(rest, fixed):
+                raise AssertionError("the cost model is not additive over layer positions")
+            fixed = rest
+        self.terms = np.stack(terms, axis=1)  # (positions, choices, 3)
+        self.fixed = fixed
+
+    def costs(self, choice_onehot: np.ndarray) -> np.ndarray:
+        """``(n, 3)`` costs of rows given as ``(n, positions, choices)`` indicators."""
+        return self.fixed + np.einsum("npc,pcf->nf", choice_onehot.astype(np.float64), self.terms)

@@ -6,6 +6,7 @@ comes from); the constants below are shared by the analytic costs and the torch 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -121,9 +122,15 @@ class FBNet(SearchSpace):
         layers, network = network_costs(parsed)
         return _costs.structural_vector(layers, network)
 
-    def costs(self, arch: str) -> _costs.Cost:
-        """Analytic whole-network cost (MACs, params, memory traffic) of ``arch``."""
-        return network_costs(self.parse(arch))[1]
+    def _network_costs(self, parsed):
+        return network_costs(parsed)
+
+    @functools.cached_property
+    def _cost_table(self) -> _costs.AdditiveCostTable:
+        return _costs.AdditiveCostTable(network_costs, {op: (op,) * N_LAYERS for op in OPS})
+
+    def _onehot_costs(self, X: np.ndarray) -> np.ndarray:
+        return self._cost_table.costs(X.reshape(len(X), N_LAYERS, len(OPS)))
 
     def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:
         self.parse(arch)

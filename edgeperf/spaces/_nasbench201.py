@@ -6,6 +6,7 @@ A cell is a DAG of 4 nodes; each of the 6 edges (1<-0, 2<-0, 2<-1, 3<-0, 3<-1,
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Iterator
 
@@ -120,9 +121,15 @@ class NASBench201(SearchSpace):
         per_edge, network = network_costs(parsed)
         return _costs.structural_vector(per_edge, network)
 
-    def costs(self, arch: str) -> _costs.Cost:
-        """Analytic whole-network cost (MACs, params, memory traffic) of ``arch``."""
-        return network_costs(self.parse(arch))[1]
+    def _network_costs(self, parsed):
+        return network_costs(parsed)
+
+    @functools.cached_property
+    def _cost_table(self) -> _costs.AdditiveCostTable:
+        return _costs.AdditiveCostTable(network_costs, {op: (op,) * len(EDGES) for op in OPS})
+
+    def _onehot_costs(self, X: np.ndarray) -> np.ndarray:
+        return self._cost_table.costs(X.reshape(len(X), len(EDGES), len(OPS)))
 
     def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:
         self.parse(arch)

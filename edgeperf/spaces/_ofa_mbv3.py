@@ -3,6 +3,7 @@ input resolution 128-224 in steps of 4 (Cai et al., ICLR 2020)."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -19,6 +20,8 @@ DEPTHS = (2, 3, 4)
 EXPANDS = (3, 4, 6)
 KERNELS = (3, 5, 7)
 RESOLUTIONS = tuple(range(128, 225, 4))
+#: (kernel, expand) choices of one layer, the order of the cost tables' columns.
+_KE_PAIRS = tuple((k, x) for k in KERNELS for x in EXPANDS)
 
 
 # ``ofa_mbv3_d234_e346_k357_w1.0`` (OFAMobileNetV3, width multiplier 1.0).
@@ -188,9 +191,35 @@ class OFAMobileNetV3(SearchSpace):
         r = parsed[3]
         return _costs.structural_vector(layers, network, [(r - RESOLUTIONS[0]) / (RESOLUTIONS[-1] - RESOLUTIONS[0])])
 
-    def costs(self, arch: str) -> _costs.Cost:
-        """Analytic whole-network cost (MACs, params, memory traffic) of ``arch``."""
-        return network_costs(self.parse(arch))[1]
+    def _network_costs(self, parsed):
+        return network_costs(parsed)
+
+    @functools.cached_property
+    def _cost_tables(self) -> dict[int, _costs.AdditiveCostTable]:
+        """One table per resolution; its choices are (kernel, expand) pairs, in _KE_PAIRS order."""
+        return {
+            r: _costs.AdditiveCostTable(
+                network_costs,
+                {(k, x): ((MAX_DEPTH,) * N_STAGES, (x,) * N_LAYERS, (k,) * N_LAYERS, r) for k, x in _KE_PAIRS},
+            )
+            for r in RESOLUTIONS
+        }
+
+    def _onehot_costs(self, X: np.ndarray) -> np.ndarray:
+        layers = X[:, :-1].reshape(len(X), N_LAYERS, self._PER_LAYER).astype(np.float64)
+        kernel = layers[:, :, 1 : 1 + len(KERNELS)]
+        expand = layers[:, :, 1 + len(KERNELS) :]
+        # (kernel, expand) indicator per layer; inactive layers have neither, so they add nothing
+        pairs = np.einsum("nlk,nle->nlke", kernel, expand).reshape(len(X), N_LAYERS, len(_KE_PAIRS))
+        step = RESOLUTIONS[1] - RESOLUTIONS[0]
+        res = RESOLUTIONS[0] + step * np.rint(X[:, -1] * (RESOLUTIONS[-1] - RESOLUTIONS[0]) / step).astype(int)
+        out = np.empty((len(X), len(_costs.COST_COLUMNS)))
+        for r in np.unique(res):
+            rows = res == r
+            if int(r) not in self._cost_tables:
+                raise ArchitectureError(f"resolution {int(r)} decoded from the one-hot rows is not in {RESOLUTIONS}")
+            out[rows] = self._cost_tables[int(r)].costs(pairs[rows])
+        return out
 
     def input_shape(self, arch: str, *, batch_size: int = 1) -> tuple[int, ...]:
         r = self.parse(arch)[3]
