@@ -9,7 +9,7 @@ Spearman. Training devices see only indices [0, N) (plus the reference archs).
 Splits (``--split``):
   help   : HELP's training devices that the table has; test = every other device;
   lodo   : leave-one-device-out (train on all others);
-  family : hold out the whole device family (e.g. every titanxp_* together).
+  family : hold out the whole hardware family (every batch size of one GPU together).
 
 Every strategy of ``JointPredictor.adapt`` is scored, averaged over seeds.
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -39,8 +38,7 @@ TRIM = 0.10
 RESULTS = Path(__file__).parent / "results"
 
 
-def family(device: str) -> str:
-    return re.sub(r"_\d+$", "", device)
+family = ep.datasets.hardware_family
 
 
 def run(data: str, split: str, seeds: int, train_devices=None, test_devices=None, strategies=ADAPT_STRATEGIES):

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
+
+from edgeperf.datasets import hardware_family
 
 #: HELP's split: architectures [0, N) may be measured, [N, N + TEST_SIZE) are the test set.
 TRAIN_RANGE = {"help-nb201": 900, "help-fbnet": 4000, "help-ofa-mbv3": 4000}
@@ -41,18 +42,12 @@ TEST_SIZE = 1000
 #: Share of the test set's fastest and slowest target latencies removed (HELP's protocol).
 TRIM_FRACTION = 0.1
 N_MEASUREMENTS = (0, 5, 10, 20, 50)
-#: Batch-size suffix of a device name: devices with the same stem are the same hardware.
-BATCH_SUFFIX = re.compile(r"_(1|32|64|256)$")
 RESULTS = Path(__file__).resolve().parent / "results" / "proxy_reuse.json"
-
-
-def stem(device: str) -> str:
-    return BATCH_SUFFIX.sub("", device)
 
 
 def siblings(device: str, devices) -> list[str]:
     """Other devices on the same hardware (a phone like essential_ph_1 has none)."""
-    return [d for d in devices if d != device and stem(d) == stem(device)]
+    return [d for d in devices if d != device and hardware_family(d) == hardware_family(device)]
 
 
 def evaluate(name: str, seeds: int, ns, variants, log) -> list[dict]:

@@ -102,6 +102,8 @@ def test_parse_tflite_recorded_outputs():
     assert logcat.runs == 25 and logcat.median_ms == pytest.approx(141.253) and logcat.mean_ms == pytest.approx(145.528)
     sci = parse_tflite_benchmark((DATA / "benchmark_model_scientific.txt").read_text())
     assert sci.mean_ms == pytest.approx(2950.34) and sci.runs == 50
+    old = parse_tflite_benchmark((DATA / "benchmark_model_pre_tf115.txt").read_text())
+    assert old.runs == 50 and old.mean_ms == pytest.approx(20.8416) and old.min_ms == pytest.approx(20.377)
 
 
 def test_parse_ort_recorded_outputs():

@@ -123,3 +123,13 @@ def test_cli_show_file_and_unknown(tmp_path):
     )
     assert proc.returncode == 2
     assert "help-nb201" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_hardware_family_groups_batch_variants_only():
+    from edgeperf.datasets import hardware_family
+
+    assert hardware_family("titanxp_32") == hardware_family("titanxp_1") == "titanxp"
+    assert hardware_family("titan_rtx_64") == "titan_rtx"
+    assert hardware_family("essential_ph_1") == "essential_ph_1"  # "_1" is the phone's model name
+    assert hardware_family("gold_6240") != hardware_family("gold_6226")
+    assert hardware_family("my-phone") == "my-phone"  # not a public device: its own family

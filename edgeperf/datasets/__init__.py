@@ -12,7 +12,15 @@ failed measurements are described in ``docs/DATA_FORMAT.md``.
 
 from __future__ import annotations
 
-from edgeperf.datasets._builtin import data_path, info, list_builtin, load, public_devices, reference_archs
+from edgeperf.datasets._builtin import (
+    data_path,
+    hardware_family,
+    info,
+    list_builtin,
+    load,
+    public_devices,
+    reference_archs,
+)
 from edgeperf.datasets._builtin import names as builtin_names
 from edgeperf.datasets._io import read, read_devices_json, sidecar_path, write, write_devices_json
 from edgeperf.datasets._records import METRICS, PROVENANCE_FIELDS, DeviceSpec, Measurement
@@ -41,6 +49,7 @@ __all__ = [
     "reference_archs",
     "data_path",
     "public_devices",
+    "hardware_family",
 ]
 
 

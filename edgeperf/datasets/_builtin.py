@@ -79,6 +79,14 @@ def data_path(name: str) -> Path:
     return Path(str(resources.files("edgeperf.datasets") / "data" / _entry(name).file))
 
 
+def hardware_family(device: str) -> str:
+    """The hardware a device of the built-in tables runs on: batch-size variants of one GPU share
+    it (``titanxp_32`` -> ``titanxp``); a CPU or phone is its own (``essential_ph_1`` stays)."""
+    spec = public_devices().get(device)
+    suffix = f"_{spec.batch_size}" if spec is not None and spec.batch_size else None
+    return device[: -len(suffix)] if suffix and device.endswith(suffix) else device
+
+
 def public_devices() -> dict[str, DeviceSpec]:
     """DeviceSpec of every device of the built-in tables (a fresh dict)."""
     if not _DEVICES:

@@ -24,6 +24,12 @@ equal values a rank-based choice); a log-space shift (1 point, or all equal) or
              top of the calibrated proxy (``adapt="predictor"`` instead calls
              the predictor's own ``adapt`` when it has one).
 ============ ===================================================================
+
+Besides the proxy devices, the candidates' analytic MACs, parameters and memory
+traffic (``@macs``, ``@params``, ``@mem_bytes``) compete as proxies when the target
+samples choose one: a target unlike every proxy device (an accelerator, a large
+batch) may rank by compute better than by any device. They never serve as the
+prior of the first two rows, whose milliseconds must be a device's.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from edgeperf.errors import AdaptationError, EdgePerfError
 from edgeperf.proxy._calibrate import MonotoneCalibrator
 from edgeperf.proxy._sources import _is_table, as_source, canonical_archs, load_any
 from edgeperf.proxy._stats import Agreement, agreement, correlation_interval, interval_width
+from edgeperf.spaces._costs import COST_COLUMNS
 
 __all__ = ["RankResult", "NextMeasurement", "rank", "select_within_budget", "DEFAULT_AGREEMENT_THRESHOLD"]
 
@@ -48,6 +55,8 @@ DEFAULT_AGREEMENT_THRESHOLD = 0.5
 MIN_RANK_SAMPLES = 4
 #: Most proxies combined when several agree about equally well.
 MAX_ENSEMBLE = 3
+#: Analytic pseudo-proxies (see the module docstring).
+ANALYTIC_PROXIES = tuple(f"@{c}" for c in COST_COLUMNS)
 #: Ridge strengths tried (by generalised cross-validation) in the adapted path.
 RIDGE_ALPHAS = np.logspace(-2, 3, 11)
 #: Predicted latencies are floored here so logs stay finite (a predictor may output ~0).
@@ -321,9 +330,11 @@ def rank(
     cand_idx = np.array([pos[a] for a in cands])
     targ_idx = np.array([pos[a] for a in t_archs], dtype=int)
     n = len(t_archs)
-    devices = src.devices
     central = _centrality(logp)
     prior = int(np.argmax(central))
+    devices = src.devices + list(ANALYTIC_PROXIES)
+    logp = np.hstack([logp, np.log(space.cost_matrix(union))])
+    central = np.concatenate([central, np.full(len(ANALYTIC_PROXIES), -np.inf)])  # never the prior
     rank_info = n >= 2 and np.ptp(y) > 0
 
     # ---- every proxy's agreement with the target samples

@@ -122,6 +122,8 @@ _STAT_RE = re.compile(
 _TFLITE_SUMMARY_RE = re.compile(
     rf"Inference timings in us:\s*Init:\s*(?P<init>{_NUM}),\s*First inference:\s*(?P<first>{_NUM}),\s*"
     rf"Warmup \(avg\):\s*(?P<warmup>{_NUM}),\s*Inference \(avg\):\s*(?P<avg>{_NUM})"
+    # builds before TF 1.15 print "Average inference timings in us: Warmup: W, Init: I, no stats: A"
+    rf"|Average inference timings in us:\s*Warmup:\s*{_NUM},\s*Init:\s*{_NUM},\s*no stats:\s*{_NUM}"
 )
 
 
