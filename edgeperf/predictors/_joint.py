@@ -173,24 +173,29 @@ class JointPredictor(BasePredictor):
         self.static_means_ = [float(np.nanmean(static[:, k])) for k in range(len(fields))]
 
         self.device_params_ = {}
-        feats, target = [], []
+        target = []
+        n_rows = int(np.isfinite(L).sum())
+        F, row = None, 0  # one float32 training matrix, filled in place (no float64 copies)
         for j, dev in enumerate(devs):
             ok = np.isfinite(L[:, j])
+            k = int(ok.sum())
             sig = signatures[j]
             self.device_params_[dev] = {
                 "kind": "trained",
                 "signature": sig.tolist(),
                 "static": static[j].tolist(),
-                "n_train": int(ok.sum()),
+                "n_train": k,
             }
             emb = self._embedding(dev)
-            feats.append(np.hstack([np.tile(emb, (int(ok.sum()), 1)), X[ok]]))
+            if F is None:
+                F = np.empty((n_rows, emb.size + X.shape[1]), dtype=np.float32)
+            F[row : row + k, : emb.size] = emb
+            F[row : row + k, emb.size :] = X[ok]
+            row += k
             target.append(L[ok, j] - sig.mean())
         params = dict(_JOINT_DEFAULTS) if self.model == "xgboost" else {}
         params.update(self.model_params or {})
-        self.model_ = make_regressor(self.model, self.random_state, params).fit(
-            np.vstack(feats).astype(np.float32), np.concatenate(target)
-        )
+        self.model_ = make_regressor(self.model, self.random_state, params).fit(F, np.concatenate(target))
         self.reference_archs_ = refs
         self.train_devices_ = list(devs)
         self.devices_ = list(devs)
