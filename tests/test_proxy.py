@@ -332,3 +332,22 @@ def test_failing_predictor_adapt_falls_back_to_features(world):
              proxies=Refuses(table.select(devices=["unrelated"])), adapt="predictor")
     assert r.path == "adapted"
     assert "adapt() failed: needs the reference architectures" in r.reason and "ridge" in r.reason
+
+
+def test_adapted_devices_of_a_predictor_are_not_proxies():
+    """A device the predictor learned from the target samples themselves would agree with them
+    in-sample; only devices with their own training data may serve as proxies."""
+    import edgeperf as ep
+
+    table = ep.datasets.load("help-nb201")
+    refs = ep.datasets.reference_archs("help-nb201")
+    train_archs = set(table.archs[:300]) | set(refs)
+    p = ep.JointPredictor(model_params={"n_estimators": 50}).fit(
+        table.select(devices=["1080ti_1", "pixel3", "silver_4114"], archs=train_archs)
+    )
+    truth = table.values("gold_6240")
+    archs = refs + [a for a in table.archs[300:310]]
+    p.adapt("target", archs=archs, values=truth[archs].to_numpy())
+    r = rank(table.archs[1000:1100], target_archs=archs, target_values=truth[archs].to_numpy(), proxies=p)
+    assert "target" not in r.proxy and "target" not in r.proxy_agreements.index
+    assert set(r.proxy) <= {"1080ti_1", "pixel3", "silver_4114", "@macs", "@params", "@mem_bytes"}

@@ -128,7 +128,10 @@ def as_source(proxies, *, archs_needed: Sequence[str] = (), metric: str = "laten
                 f"a data file, a built-in dataset name or a MeasurementTable; got {type(proxies).__name__} "
                 f"without {attr!r} (is it fitted?)"
             )
-    devices = [d for d in proxies.devices_ if d not in exclude]
+    # Devices a predictor learned from a few samples (adapted ones) are not proxies: their
+    # agreement with those same samples would be in-sample, and one may be the target itself.
+    own_data = getattr(proxies, "train_devices_", proxies.devices_)
+    devices = [d for d in own_data if d not in exclude]
     return ProxySource(devices=devices, space=spaces.get(proxies.space_), kind="predictor", predictor=proxies)
 
 
