@@ -87,9 +87,9 @@ def test_torn_header_is_rewritten(tmp_path):
 def test_other_header_is_a_clear_error(tmp_path):
     out = tmp_path / "other.csv"
     out.write_text("arch,latency\nx,1.0\n")
-    with pytest.raises(DataValidationError, match=r"other\.csv, row 1: expected the header") as err:
+    with pytest.raises(DataValidationError, match=r"other\.csv, row 0: expected the header") as err:
         RowWriter(out)
-    assert err.value.row == 1 and err.value.path == out
+    assert err.value.row == 0 and err.value.path == out
     assert out.read_text() == "arch,latency\nx,1.0\n"  # untouched
 
 
@@ -99,7 +99,7 @@ def test_complete_row_with_wrong_field_count_is_an_error(tmp_path):
         w.append(_m(NB.sample(1, seed=0)[0]))
     with open(out, "a") as fh:
         fh.write("nasbench201,x,dev\n")
-    with pytest.raises(DataValidationError, match="row 3: expected 16 fields, got 3"):
+    with pytest.raises(DataValidationError, match="row 2: expected 16 fields, got 3"):
         RowWriter(out)
 
 

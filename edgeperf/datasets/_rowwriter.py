@@ -18,19 +18,12 @@ from typing import Iterable, Mapping
 from edgeperf.datasets._records import PROVENANCE_FIELDS, DeviceSpec, Measurement
 from edgeperf.errors import DataValidationError
 
-__all__ = ["RowWriter", "COLUMNS", "devices_sidecar_path"]
+__all__ = ["RowWriter", "COLUMNS"]
 
 #: Column order of files written by :class:`RowWriter`.
 COLUMNS: tuple[str, ...] = ("space", "arch", "device", "metric", "value") + tuple(PROVENANCE_FIELDS)
 _KEY = ("space", "arch", "device", "metric")
 _NEWLINE = b"\n"
-
-
-def devices_sidecar_path(path: str | Path) -> Path:
-    """``<file>.devices.json``: the device descriptors belonging to a measurement file."""
-    from edgeperf.datasets._io import sidecar_path
-
-    return sidecar_path(path)
 
 
 def _format(value) -> str:
@@ -95,16 +88,16 @@ class RowWriter:
                 f"expected the header {','.join(COLUMNS)!r} of an edgeperf profiling file, got "
                 f"{','.join(header)!r}; write to a new file or convert this one with edgeperf.datasets.write",
                 path=self.path,
-                row=1,
+                row=0,  # rows count data rows, as everywhere in edgeperf.datasets: the header is row 0
             )
-        for line_no, row in enumerate(reader, start=2):
+        for data_row, row in enumerate(reader, start=1):
             if len(row) != len(COLUMNS):
                 self._fh.close()
                 raise DataValidationError(
                     f"expected {len(COLUMNS)} fields, got {len(row)}; the file was edited or is not an "
                     "edgeperf profiling file",
                     path=self.path,
-                    row=line_no,
+                    row=data_row,
                 )
             self._keys.add(tuple(row[:4]))
 
@@ -138,7 +131,9 @@ class RowWriter:
     # ---- device sidecar ----------------------------------------------------------------
     @property
     def devices_path(self) -> Path:
-        return devices_sidecar_path(self.path)
+        from edgeperf.datasets._io import sidecar_path
+
+        return sidecar_path(self.path)
 
     def read_devices(self) -> dict[str, DeviceSpec]:
         """The sidecar's descriptors (empty when there is no sidecar)."""
