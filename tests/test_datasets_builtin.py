@@ -133,3 +133,13 @@ def test_hardware_family_groups_batch_variants_only():
     assert hardware_family("essential_ph_1") == "essential_ph_1"  # "_1" is the phone's model name
     assert hardware_family("gold_6240") != hardware_family("gold_6226")
     assert hardware_family("my-phone") == "my-phone"  # not a public device: its own family
+
+
+@pytest.mark.parametrize("name", ["help-nb201", "help-fbnet", "help-ofa-mbv3"])
+def test_versioned_reference_set_matches_the_tables_reference_indices(name):
+    """Predictors embed HELP's reference architectures as strings (reference set help-v1) so a
+    model file never depends on a data file; they must be the archs at HELP's indices."""
+    from edgeperf.predictors import reference_archs as versioned
+
+    table = datasets.load(name)
+    assert versioned(table.space, "help-v1") == datasets.reference_archs(name)
