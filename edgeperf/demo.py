@@ -66,6 +66,7 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
     from edgeperf import datasets, metrics, profilers, proxy, spaces
     from edgeperf.predictors import JointPredictor
     from edgeperf.profilers import MeasurementProtocol
+    from edgeperf.spaces._costs import COST_COLUMNS
 
     console = console or Console()
     out = Path(config.out_dir)
@@ -95,7 +96,7 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
     check = [candidates[i] for i in rng.choice(len(candidates), size=config.check_samples, replace=False)]
     # "Best" under a budget = the most compute (a stand-in for accuracy) that still fits, so the
     # picks sit near the budget and checking them is a real test of the calibration.
-    capacity = np.array([space.costs(a).macs for a in candidates], dtype=float)
+    capacity = space.cost_matrix(candidates)[:, COST_COLUMNS.index("macs")]
 
     with profiler:
         adapt_archs = list(reference) + adapt_extra

@@ -81,7 +81,7 @@ def rank_correlation(x, y, method: str = "spearman") -> float:
     Spearman uses average ranks, Kendall is tau-b; both give NaN when one side is
     constant or fewer than :data:`MIN_PAIRS` pairs remain.
     """
-    from scipy.stats import kendalltau, spearmanr
+    from edgeperf import metrics
 
     _check_method(method)
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -92,8 +92,8 @@ def rank_correlation(x, y, method: str = "spearman") -> float:
     if method == "topk":
         return topk_overlap(x, y)
     if method == "kendall":
-        return float(kendalltau(x, y).statistic)
-    return float(spearmanr(x, y).statistic)
+        return metrics.kendall(x, y)
+    return metrics.spearman(x, y)
 
 
 def _z_standard_error(r: float, n: int, method: str) -> float:
