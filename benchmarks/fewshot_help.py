@@ -29,12 +29,12 @@ import edgeperf as ep
 from edgeperf import metrics
 from edgeperf.predictors import ADAPT_STRATEGIES
 
-HELP_TRAIN = ["1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
-              "essential_ph_1", "samsung_s7"]
-N_TRAIN = {"nasbench201": 900, "fbnet": 4000, "ofa_mbv3": 4000}
-N_TEST = 1000
+from _help_protocol import HELP_TRAIN_DEVICES as HELP_TRAIN
+from _help_protocol import N_TRAIN
+from _help_protocol import TEST_SIZE as N_TEST
+from _help_protocol import TRIM_FRACTION as TRIM
+
 N_RANDOM = 10
-TRIM = 0.10
 RESULTS = Path(__file__).parent / "results"
 
 

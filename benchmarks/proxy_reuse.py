@@ -36,11 +36,10 @@ import numpy as np
 
 from edgeperf.datasets import hardware_family
 
-#: HELP's split: architectures [0, N) may be measured, [N, N + TEST_SIZE) are the test set.
-TRAIN_RANGE = {"help-nb201": 900, "help-fbnet": 4000, "help-ofa-mbv3": 4000}
-TEST_SIZE = 1000
-#: Share of the test set's fastest and slowest target latencies removed (HELP's protocol).
-TRIM_FRACTION = 0.1
+from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION
+
+#: HELP's split per built-in table: architectures [0, N) may be measured, [N, N + TEST_SIZE) are the test set.
+TRAIN_RANGE = {"help-nb201": N_TRAIN["nasbench201"], "help-fbnet": N_TRAIN["fbnet"], "help-ofa-mbv3": N_TRAIN["ofa_mbv3"]}
 N_MEASUREMENTS = (0, 5, 10, 20, 50)
 RESULTS = Path(__file__).resolve().parent / "results" / "proxy_reuse.json"
 
