@@ -49,7 +49,7 @@ class DemoConfig:
 
 def _measure(profiler, space, archs, out_path, console, label):
     from edgeperf import datasets
-    from edgeperf.profilers._runner import profile_archs
+    from edgeperf.profilers import profile_archs
 
     console.print(f"[bold]{label}[/bold]: {len(archs)} architectures on {profiler.device_name}")
     profile_archs(profiler, space, archs, out_path, progress=True)
@@ -66,7 +66,7 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
     from edgeperf import datasets, metrics, profilers, proxy, spaces
     from edgeperf.predictors import JointPredictor
     from edgeperf.profilers import MeasurementProtocol
-    from edgeperf.spaces._costs import COST_COLUMNS
+    from edgeperf.spaces import COST_COLUMNS
 
     console = console or Console()
     out = Path(config.out_dir)

@@ -20,9 +20,14 @@ __all__ = [
     "EnergyMeterUnavailableError",
     "AdaptationError",
     "InvalidParameterError",
+    "FileAccessError",
+    "FileLockedError",
 ]
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+import difflib
+
+#: Close matches suggested for a misspelt device name.
+_MAX_SUGGESTIONS = 3
 
 
 class EdgePerfError(Exception):
@@ -68,15 +73,14 @@ class UnknownDeviceError(EdgePerfError, KeyError):
 
     def __init__(self, device: str, known, hint: str = ""):
         self.device, self.known = device, sorted(known)
+        self.suggestions = difflib.get_close_matches(str(device), self.known, n=_MAX_SUGGESTIONS)
+        close = f"did you mean {' or '.join(map(repr, self.suggestions))}? " if self.suggestions else ""
         shown = ", ".join(self.known[:30]) + (" ..." if len(self.known) > 30 else "")
-        super().__init__(f"unknown device {device!r}; known devices: {shown}. {hint}".strip())
+        super().__init__(f"unknown device {device!r}; {close}known devices: {shown}. {hint}".strip())
 
     def __str__(self) -> str:
         return self.args[0]
 
-
-class NotFittedError(EdgePerfError, _SklearnNotFittedError):
-    """A predictor was used before ``fit`` (also a scikit-learn NotFittedError)."""
 
 
 class ModelFileError(EdgePerfError, ValueError):
@@ -108,3 +112,36 @@ class AdaptationError(EdgePerfError, ValueError):
 
 class InvalidParameterError(EdgePerfError, ValueError):
     """A setting (protocol, predictor or CLI option) is outside its valid range."""
+
+
+class FileAccessError(EdgePerfError, OSError):
+    """A file or folder cannot be read or written (missing, a directory, no permission, a /proc file)."""
+
+    def __init__(self, path, action: str, exc: OSError | None = None):
+        self.path = path
+        reason = (exc.strerror or type(exc).__name__) if exc is not None else "not possible"
+        super().__init__(f"cannot {action} {path}: {reason}; expected a path you may {action.split()[0]}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class FileLockedError(EdgePerfError, RuntimeError):
+    """Another process is writing the same measurement file (one writer per file)."""
+
+
+def __getattr__(name: str):
+    # NotFittedError also subclasses scikit-learn's; built on first use so that importing
+    # edgeperf (and every error class) does not import scikit-learn (about 1-3 s).
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+        cls = type(
+            "NotFittedError",
+            (EdgePerfError, _SklearnNotFittedError),
+            {"__doc__": "A predictor was used before ``fit`` (also a scikit-learn NotFittedError).",
+             "__module__": __name__},
+        )
+        globals()["NotFittedError"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ import pytest
 
 from edgeperf import datasets
 from edgeperf.datasets import DeviceSpec, MeasurementTable, read, validate_tidy_frame, write
-from edgeperf.errors import DataValidationError, UnknownDeviceError
+from edgeperf.errors import DataValidationError, InvalidParameterError, UnknownDeviceError
 
 NB = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
@@ -195,7 +195,7 @@ def test_wide_metric_space_and_device_arguments(tmp_path):
     assert t.metrics == ["energy_mj"] and t.devices == ["dev_b"] and t.values("dev_b", "energy_mj").tolist() == [2.0, 4.0]
     with pytest.raises(UnknownDeviceError, match="dev_c"):
         read(path, device=["dev_c"])
-    with pytest.raises(DataValidationError, match="unknown metric 'latency'"):
+    with pytest.raises(InvalidParameterError, match="unknown metric 'latency'"):
         read(path, metric="latency")
 
 
@@ -260,7 +260,7 @@ def test_write_rejects_bad_arguments(tmp_path):
         write(table, tmp_path / "w.csv", layout="wide")
     write(table, tmp_path / "w.csv", layout="wide", metric="energy_mj")
     assert read(tmp_path / "w.csv", metric="energy_mj").metrics == ["energy_mj"]
-    with pytest.raises(DataValidationError, match="unknown layout"):
+    with pytest.raises(InvalidParameterError, match="unknown layout"):
         write(table, tmp_path / "w.csv", layout="long")
 
 

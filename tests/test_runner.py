@@ -43,7 +43,7 @@ def test_rowwriter_writes_header_once_and_reads_back(tmp_path):
         w.append(_m(archs[2], 0.1 + 0.2))  # a float that needs all 17 digits
         assert w.existing_keys() == {("nasbench201", a, "dev", "latency_ms") for a in archs}
     lines = out.read_text().splitlines()
-    assert lines[0] == ",".join(COLUMNS) and sum(line == lines[0] for line in lines) == 1
+    assert lines[0] == ",".join(COLUMNS) + ",row_check" and sum(line == lines[0] for line in lines) == 1
     table = datasets.read(out)
     assert len(table) == 3
     assert table.values("dev").loc[archs[2]] == 0.1 + 0.2  # bit-exact round trip
@@ -80,7 +80,7 @@ def test_torn_header_is_rewritten(tmp_path):
     out.write_bytes(b"space,arch,dev")
     with RowWriter(out) as w:
         w.append(_m(NB.sample(1, seed=0)[0]))
-    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS) + ",row_check"
     assert len(datasets.read(out)) == 1
 
 
@@ -93,14 +93,16 @@ def test_other_header_is_a_clear_error(tmp_path):
     assert out.read_text() == "arch,latency\nx,1.0\n"  # untouched
 
 
-def test_complete_row_with_wrong_field_count_is_an_error(tmp_path):
+def test_edited_complete_row_is_an_error(tmp_path):
     out = tmp_path / "rows.csv"
     with RowWriter(out) as w:
         w.append(_m(NB.sample(1, seed=0)[0]))
     with open(out, "a") as fh:
         fh.write("nasbench201,x,dev\n")
-    with pytest.raises(DataValidationError, match="row 2: expected 16 fields, got 3"):
+    with pytest.raises(DataValidationError, match="row 2, field 'row_check': the row's row_check does not match"):
         RowWriter(out)
+    with pytest.raises(DataValidationError, match="row 2, field 'row_check'"):
+        datasets.read(out)
 
 
 def test_non_csv_path_is_refused(tmp_path):

@@ -16,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: flags shown as flags (rich help prints '<bool>' after each of them).
+    rich_markup_mode=None,
 )
 
 
@@ -42,8 +44,14 @@ def _register_all() -> None:
 _register_all()
 
 
+#: Exit code of every error a user can cause (bad input, bad usage), as click uses for usage errors.
+EXIT_USAGE = 2
+
+
 def main() -> None:
-    """Console-script entry point: EdgePerfError becomes a one-line message and exit code 2."""
+    """Console-script entry point: EdgePerfError becomes a one-line message and exit code 2;
+    a usage error (missing option, bad value, no command) the usage and one line, exit code 2;
+    an OS error (unwritable output, a directory given as a file) one line, exit code 2."""
     import sys
 
     from edgeperf.errors import EdgePerfError
@@ -54,7 +62,7 @@ def main() -> None:
         sys.exit(rc if isinstance(rc, int) else 0)
     except EdgePerfError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -63,3 +71,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.secho("interrupted", fg="red", err=True)
         sys.exit(130)
+    except typer.TyperException as exc:  # click's UsageError / BadParameter / NoArgsIsHelpError
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()  # usage, a hint to --help and the one-line message (help text for no arguments)
+        else:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:  # a library path not yet wrapped in FileAccessError: still one line
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        typer.secho(f"error: cannot access{where}: {exc.strerror or exc}", fg="red", err=True)
+        sys.exit(EXIT_USAGE)

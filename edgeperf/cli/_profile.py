@@ -83,7 +83,7 @@ def profile(
     from edgeperf import profilers, spaces
     from edgeperf.errors import ArchitectureError, UnknownNameError
     from edgeperf.profilers import MeasurementProtocol
-    from edgeperf.profilers._runner import profile_archs, sample_archs
+    from edgeperf.profilers import profile_archs, sample_archs
 
     cls = profilers.get(device)
     sp = spaces.get(space)

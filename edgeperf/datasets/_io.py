@@ -25,6 +25,7 @@ import json
 import os
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 from typing import Iterable
 
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from edgeperf.datasets._records import METRICS, DeviceSpec
+from edgeperf.datasets._rowwriter import ROW_CHECK_COLUMN
 from edgeperf.datasets._table import MeasurementTable
 from edgeperf.datasets._validate import (
     STRING_COLUMNS,
@@ -41,7 +43,7 @@ from edgeperf.datasets._validate import (
     canonical_archs,
     validate_tidy_frame,
 )
-from edgeperf.errors import DataValidationError, EdgePerfError, UnknownDeviceError
+from edgeperf.errors import DataValidationError, EdgePerfError, FileAccessError, InvalidParameterError, UnknownDeviceError
 
 __all__ = ["read", "write", "sidecar_path", "read_devices_json", "write_devices_json", "LAYOUTS", "FORMATS"]
 
@@ -58,6 +60,17 @@ _WIDE_META = ("arch", "arch_index", "space")
 _GZIP_MTIME = 0
 #: zlib level: 6 is gzip's default trade-off; 9 is much slower for little gain on CSV.
 _GZIP_LEVEL = 6
+#: Decompression failures of a corrupted .gz file (``zlib.error`` is not an OSError).
+_DECODE_ERRORS = (OSError, UnicodeDecodeError, EOFError, zlib.error, csv.Error)
+#: Plausible (low, high) value of each metric, in its unit; outside it, ``read`` warns.
+PLAUSIBLE_RANGE = {
+    "latency_ms": (1e-3, 1e7),  # 1 microsecond .. 2.8 hours per inference
+    "energy_mj": (1e-6, 1e9),
+    "power_mw": (1e-3, 1e8),
+    "memory_mb": (1e-6, 1e7),
+}
+#: A latency device whose every value is below this (ms) was most likely written in seconds.
+SECONDS_SUSPECT_MS = 0.01
 #: pandas < 3 parses floats approximately unless asked; pandas 3 is exact and deprecates the option.
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
@@ -82,10 +95,15 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def read_devices_json(path: str | os.PathLike) -> dict[str, DeviceSpec]:
     """Device name -> :class:`DeviceSpec` from a ``.devices.json`` file."""
     path = Path(path)
+    raw = _read_bytes(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataValidationError(f"expected JSON (device name -> device dict): {exc}", path=path) from None
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"expected UTF-8 JSON (device name -> device dict), got bytes that are not UTF-8 "
+                                  f"({exc.reason} at byte {exc.start})", path=path) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise DataValidationError(f"expected JSON (device name -> device dict): {what}", path=path) from None
     if not isinstance(data, dict):
         raise DataValidationError(
             f"expected a JSON object mapping device name -> device dict, got {type(data).__name__}", path=path
@@ -97,7 +115,7 @@ def read_devices_json(path: str | os.PathLike) -> dict[str, DeviceSpec]:
                 f"expected a JSON object for device {name!r}, got {type(spec).__name__}", path=path, field=name
             )
         spec = {"name": name, **spec}
-        if spec["name"] != name:
+        if not isinstance(name, str) or not name.strip() or spec["name"] != name:
             raise DataValidationError(
                 f"device stored under key {name!r} is named {spec['name']!r}; key and name must agree",
                 path=path, field=name,
@@ -106,6 +124,9 @@ def read_devices_json(path: str | os.PathLike) -> dict[str, DeviceSpec]:
             out[name] = DeviceSpec.from_dict(spec)
         except DataValidationError as exc:
             raise DataValidationError(f"device {name!r}: {exc}", path=path, field=exc.field or name) from None
+        except (TypeError, ValueError, OverflowError) as exc:  # a field of the wrong JSON type
+            raise DataValidationError(f"device {name!r}: a field has the wrong type ({exc})", path=path,
+                                      field=name) from None
     return out
 
 
@@ -116,12 +137,41 @@ def write_devices_json(devices: dict[str, DeviceSpec], path: str | os.PathLike) 
 
 
 # ---- reading -------------------------------------------------------------------------------
+def check_readable(path: Path) -> None:
+    """A clear error unless ``path`` is an existing regular file (not a folder, a /proc entry)."""
+    if path.is_dir():
+        raise DataValidationError("is a directory; expected a measurement file", path=path)
+    if not path.exists():
+        raise DataValidationError("no such file; expected a path to an existing measurement file", path=path)
+    if not path.is_file():
+        raise DataValidationError("not a regular file; expected a measurement file", path=path)
+
+
+def check_writable(path: Path) -> None:
+    """A clear :class:`FileAccessError` when ``path`` cannot be a file we write (a folder, /proc)."""
+    if path.is_dir():
+        raise FileAccessError(path, "write to", IsADirectoryError(21, "is a directory"))
+    if path.exists() and not path.is_file():
+        raise FileAccessError(path, "write to", OSError(0, "not a regular file"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileAccessError(path, "write to", exc) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FileAccessError(path, "read", exc) from None
+
+
 def _csv_header(path: Path, fmt: str) -> list[str]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             return next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+    except _DECODE_ERRORS as exc:
         raise DataValidationError(f"cannot read the file as UTF-8 {fmt}: {exc}", path=path) from None
 
 
@@ -132,6 +182,8 @@ def _load_frame(path: Path, fmt: str) -> pd.DataFrame:
         except Exception as exc:  # pyarrow raises many types for a corrupt file
             raise DataValidationError(f"cannot read the file as parquet: {exc}", path=path) from None
     header = _csv_header(path, fmt)
+    if header and header[-1] == ROW_CHECK_COLUMN:
+        return _checked_rows_frame(path, header)
     if not header:
         raise DataValidationError("the file is empty; expected a header row", path=path, row=0)
     blank = [i for i, c in enumerate(header) if not c.strip()]
@@ -152,8 +204,44 @@ def _load_frame(path: Path, fmt: str) -> pd.DataFrame:
             na_values=[""],
             **_EXACT_FLOATS,
         )
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+    except (pd.errors.ParserError, ValueError, OverflowError, *_DECODE_ERRORS) as exc:
         raise DataValidationError(f"cannot parse the file as CSV: {exc}", path=path) from None
+
+
+def _checked_rows_frame(path: Path, header: list[str]) -> pd.DataFrame:
+    """Frame of a file written by :class:`RowWriter`: every row's check field verified.
+
+    A torn last row (a crash mid-write: its check does not match) is left out with a warning;
+    the next ``RowWriter`` on the file cuts it. A bad check on any other row is an error.
+    """
+    from edgeperf.datasets._rowwriter import verify_rows
+
+    text = _read_bytes(path)
+    try:
+        rows, torn = verify_rows(text, path=path)
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"cannot read the file as UTF-8 CSV: {exc}", path=path) from None
+    if torn:
+        warnings.warn(
+            f"file {path}: the last row is torn (a crash mid-write, {torn} bytes); left out. The next "
+            "`edgeperf profile` on this file cuts it off and measures that architecture again",
+            UserWarning,
+            stacklevel=4,
+        )
+    frame = pd.DataFrame(rows, columns=header, dtype=object).drop(columns=[ROW_CHECK_COLUMN])
+    text = set(STRING_COLUMNS)
+    for c in frame.columns:
+        # float() reads the shortest repr RowWriter wrote back bit for bit; text is left for the
+        # validator to name ("expected a number, got ...")
+        frame[c] = [None if v == "" else v if c in text else _float_or_text(v) for v in frame[c]]
+    return frame
+
+
+def _float_or_text(v: str):
+    try:
+        return float(v)
+    except ValueError:
+        return v
 
 
 def _detect_space(archs: pd.Series, path) -> str:
@@ -174,8 +262,8 @@ def _as_list(device) -> list[str] | None:
 
 def _check_metric(metric, path) -> None:
     if metric is not None and metric not in METRICS:
-        raise DataValidationError(
-            f"unknown metric {metric!r}; expected one of {sorted(METRICS)} (the unit is part of the name)", path=path
+        raise InvalidParameterError(
+            f"unknown metric {metric!r}; expected one of {sorted(METRICS)} (the unit is part of the name)"
         )
 
 
@@ -309,8 +397,7 @@ def read(
     """
     path = Path(path)
     fmt = _format_of(path)
-    if not path.is_file():
-        raise DataValidationError("no such file; expected a path to an existing measurement file", path=path)
+    check_readable(path)
     _check_metric(metric, path)
     devices = _as_list(device)
     frame = _load_frame(path, fmt)
@@ -346,18 +433,51 @@ def read(
         info = read_devices_json(side)
         if devices is not None:
             info = {d: s for d, s in info.items() if d in devices}
+    warn_implausible(tidy, path)
     return MeasurementTable(tidy, devices_info=info, source=str(path), validate=False)
+
+
+def warn_implausible(tidy: pd.DataFrame, path) -> None:
+    """Warn (naming file and device) about values outside :data:`PLAUSIBLE_RANGE` and about latency
+    devices whose every value is below :data:`SECONDS_SUSPECT_MS` (most likely seconds)."""
+    if tidy.empty:
+        return
+    groups = tidy.groupby(["metric", "device"], sort=True)["value"]
+    stats = groups.agg(["min", "max", "median"])
+    notes = []
+    for (metric, device), row in stats.iterrows():
+        low, high = PLAUSIBLE_RANGE.get(metric, (0.0, np.inf))
+        unit = metric.rsplit("_", 1)[-1]
+        if metric == "latency_ms" and row["max"] < SECONDS_SUSPECT_MS:
+            others = stats.loc[metric].drop(index=device)["median"]
+            context = f" while the other devices' median is {others.median():.4g} ms" if len(others) else ""
+            notes.append(f"device {device!r}: every latency_ms value is below {SECONDS_SUSPECT_MS} ms{context}; "
+                         "are these seconds? multiply by 1000")
+        elif row["min"] < low or row["max"] > high:
+            notes.append(f"device {device!r}: {metric} values from {row['min']:.4g} to {row['max']:.4g} {unit}, "
+                         f"outside the plausible {low:g}..{high:g} {unit}; check the unit")
+    if notes:
+        warnings.warn(f"file {path}: implausible values: " + "; ".join(notes), UserWarning, stacklevel=3)
 
 
 # ---- writing -------------------------------------------------------------------------------
 def _atomic_write(path: Path, write_to) -> Path:
-    """Call ``write_to(tmp_path)`` then move the result over ``path``: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Call ``write_to(tmp_path)`` then move the result over ``path``: never a half-written file.
+
+    OS errors (a folder given as the file, no permission, a read-only file system) become
+    :class:`FileAccessError`; the temporary file never stays behind."""
+    check_writable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FileAccessError(path, "write to", exc) from None
     os.close(fd)
     try:
         write_to(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileAccessError(path, "write to", exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -402,7 +522,7 @@ def write(
     path = Path(path)
     fmt = _format_of(path)
     if layout not in LAYOUTS:
-        raise DataValidationError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}", path=path)
+        raise InvalidParameterError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
     if not isinstance(table, MeasurementTable):
         raise DataValidationError(f"expected a MeasurementTable, got {type(table).__name__}", path=path)
     _check_metric(metric, path)

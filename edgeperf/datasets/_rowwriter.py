@@ -2,9 +2,19 @@
 
 Profiling hundreds of architectures takes hours and may die (Ctrl-C, SIGKILL, a
 phone unplugged). Every row is written, flushed and fsync'ed at once, so a kill
-loses at most the row being written; that torn last line is cut off when the
-file is opened again, and :meth:`RowWriter.existing_keys` tells a resumed run
-what is already there.
+loses at most the row being written, and :meth:`RowWriter.existing_keys` tells a
+resumed run what is already there.
+
+Row integrity is checked, not guessed: the last field of every row, ``row_check``, is
+the CRC-32 (8 hex digits) of the row's bytes before it. A last row whose check does not
+match is torn (a crash mid-write) and is cut off when the file is opened again (and left
+out, with a warning, by ``datasets.read``); a complete last row that only lacks its newline
+matches and is kept. A bad check on any earlier row means the file was edited or damaged:
+an error naming the row.
+
+One writer per file: the writer holds ``<file>.lock`` (see ``_lock.py``) for its lifetime,
+so a second ``edgeperf profile`` on the same ``--out`` (or its sidecar) gets a clear error
+instead of doubling every row.
 """
 
 from __future__ import annotations
@@ -12,18 +22,76 @@ from __future__ import annotations
 import csv
 import io
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from edgeperf.datasets._records import PROVENANCE_FIELDS, DeviceSpec, Measurement
-from edgeperf.errors import DataValidationError
+from edgeperf.errors import DataValidationError, FileAccessError
 
-__all__ = ["RowWriter", "COLUMNS"]
+__all__ = ["RowWriter", "COLUMNS", "ROW_CHECK_COLUMN", "verify_rows"]
 
-#: Column order of files written by :class:`RowWriter`.
+#: Last column of a RowWriter file: CRC-32 (8 hex digits) of the row's bytes before this field.
+ROW_CHECK_COLUMN = "row_check"
+#: Measurement columns of files written by :class:`RowWriter`, in order (then ``row_check``).
 COLUMNS: tuple[str, ...] = ("space", "arch", "device", "metric", "value") + tuple(PROVENANCE_FIELDS)
+_HEADER = COLUMNS + (ROW_CHECK_COLUMN,)
 _KEY = ("space", "arch", "device", "metric")
 _NEWLINE = b"\n"
+
+
+def _checked_line(fields) -> str:
+    """The CSV line of ``fields`` followed by its ``row_check`` field and a newline."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(list(fields))
+    body = buf.getvalue() + ","
+    return f"{body}{zlib.crc32(body.encode('utf-8')):08x}\n"
+
+
+def _line_ok(line: bytes) -> bool:
+    cut = line.rfind(b",") + 1
+    return cut > 0 and line[cut:] == b"%08x" % zlib.crc32(line[:cut])
+
+
+def verify_rows(data: bytes, *, path=None) -> tuple[list[list[str]], int]:
+    """``(data rows, torn bytes)`` of a RowWriter file's bytes, every row's check verified.
+
+    The last line may lack its newline: kept when its check matches (a complete row), else
+    counted as torn (its bytes are the second element). Raises :class:`DataValidationError`
+    for a bad header, a bad check on an earlier row, or a row with the wrong number of fields.
+    """
+    lines = data.split(_NEWLINE)
+    tail = lines.pop()  # b"" when the file ends with a newline
+    torn = 0
+    if tail and not _line_ok(tail):
+        torn = len(tail)
+    elif tail:
+        lines.append(tail)
+    if not lines:
+        return [], torn
+    header = next(csv.reader([lines[0].decode("utf-8")]))
+    if tuple(header) != _HEADER:
+        raise DataValidationError(
+            f"expected the header {','.join(_HEADER)!r} of an edgeperf profiling file, got {','.join(header)!r}; "
+            "write to a new file (a file of an older edgeperf, without row checks, can be converted with "
+            "edgeperf.datasets.write)",
+            path=path, row=0,
+        )
+    rows = []
+    for number, line in enumerate(lines[1:], start=1):
+        if not _line_ok(line):
+            raise DataValidationError(
+                f"the row's {ROW_CHECK_COLUMN} does not match its content: the file was edited or damaged "
+                "(only the last row of a file can be torn by a crash)",
+                path=path, row=number, field=ROW_CHECK_COLUMN,
+            )
+        row = next(csv.reader([line.decode("utf-8")]))
+        if len(row) != len(_HEADER):
+            raise DataValidationError(
+                f"expected {len(_HEADER)} fields, got {len(row)}", path=path, row=number
+            )
+        rows.append(row)
+    return rows, torn
 
 
 def _format(value) -> str:
@@ -57,58 +125,63 @@ class RowWriter:
             raise DataValidationError(
                 f"expected a .csv file to append measurements to, got {self.path.name!r}", path=self.path
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        from edgeperf.datasets._io import check_writable
+        from edgeperf.datasets._lock import FileLock
+
+        check_writable(self.path)
         self.repaired_bytes = 0  # bytes of a torn last line cut off on open
         self._keys: set[tuple[str, str, str, str]] = set()
-        self._open()
-        if devices_info:
-            self.update_devices(devices_info)
+        self._lock = FileLock(self.path).acquire()
+        try:
+            self._open()
+            if devices_info:
+                self.update_devices(devices_info)
+        except BaseException:
+            self.close()
+            raise
 
     # ---- opening and repair ---------------------------------------------------------------
     def _open(self) -> None:
-        data = self.path.read_bytes() if self.path.exists() else b""
-        if data and not data.endswith(_NEWLINE):
-            # Killed mid-row: the bytes after the last newline are an incomplete row.
-            keep = data.rfind(_NEWLINE) + 1
-            self.repaired_bytes = len(data) - keep
-            with open(self.path, "r+b") as fh:
-                fh.truncate(keep)
-                fh.flush()
-                os.fsync(fh.fileno())
-            data = data[:keep]
-        self._fh = open(self.path, "a", encoding="utf-8", newline="")
+        try:
+            data = self.path.read_bytes() if self.path.exists() else b""
+        except OSError as exc:
+            raise FileAccessError(self.path, "read", exc) from None
+        header_line = (",".join(_HEADER) + "\n").encode()
+        if data and _NEWLINE not in data and header_line.startswith(data):
+            data = b""  # killed while writing the header: nothing was measured yet
+        rows, torn = verify_rows(data, path=self.path)
+        keep = len(data) - torn
+        try:
+            if torn or (data and not data.endswith(_NEWLINE)):
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(keep)
+                    if keep and not data[:keep].endswith(_NEWLINE):
+                        fh.seek(keep)
+                        fh.write(_NEWLINE)  # a complete last row that only lacked its newline
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self.repaired_bytes = torn
+            self._fh = open(self.path, "w" if not data else "a", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise FileAccessError(self.path, "write to", exc) from None
         if not data:
-            self._write_line(COLUMNS)
+            self._write_raw(header_line.decode())
             return
-        reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-        header = next(reader)
-        if tuple(header) != COLUMNS:
-            self._fh.close()
-            raise DataValidationError(
-                f"expected the header {','.join(COLUMNS)!r} of an edgeperf profiling file, got "
-                f"{','.join(header)!r}; write to a new file or convert this one with edgeperf.datasets.write",
-                path=self.path,
-                row=0,  # rows count data rows, as everywhere in edgeperf.datasets: the header is row 0
-            )
-        for data_row, row in enumerate(reader, start=1):
-            if len(row) != len(COLUMNS):
-                self._fh.close()
-                raise DataValidationError(
-                    f"expected {len(COLUMNS)} fields, got {len(row)}; the file was edited or is not an "
-                    "edgeperf profiling file",
-                    path=self.path,
-                    row=data_row,
-                )
+        for row in rows:
             self._keys.add(tuple(row[:4]))
 
     # ---- writing ---------------------------------------------------------------------------
     def _write_line(self, fields) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(fields)
+        self._write_raw(_checked_line(fields))
+
+    def _write_raw(self, line: str) -> None:
         # One write of the whole line, then flush + fsync: a kill leaves at most this line torn.
-        self._fh.write(buf.getvalue())
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(line)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise FileAccessError(self.path, "write to", exc) from None
 
     def append(self, measurements: Measurement | Iterable[Measurement]) -> int:
         """Write each measurement as one row, durably; returns the number of rows written."""
@@ -154,8 +227,12 @@ class RowWriter:
 
     # ---- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        fh = getattr(self, "_fh", None)
+        if fh is not None and not fh.closed:
+            fh.close()
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> "RowWriter":
         return self

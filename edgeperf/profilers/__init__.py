@@ -5,8 +5,12 @@ from __future__ import annotations
 from edgeperf.errors import UnknownNameError
 from edgeperf.profilers._base import Profiler
 from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
+from edgeperf.profilers._runner import ProfileSummary, profile_archs, sample_archs
 
-__all__ = ["Profiler", "MeasurementProtocol", "TimingStats", "register", "get", "names"]
+__all__ = [
+    "Profiler", "MeasurementProtocol", "TimingStats", "register", "get", "names",
+    "profile_archs", "sample_archs", "ProfileSummary", "energy",
+]
 
 _REGISTRY: dict[str, type[Profiler]] = {}
 
@@ -32,3 +36,12 @@ def get(kind: str) -> type[Profiler]:
 # standard library and edgeperf at import time: onnxruntime, torch and TVM load on first use.
 from edgeperf.profilers import _onnxruntime, _torch, _tvm  # noqa: E402,F401
 from edgeperf.profilers import adb as _adb  # noqa: E402,F401  (registers "android")
+
+
+def __getattr__(name: str):
+    # ``ep.profilers.energy`` without an explicit ``import edgeperf.profilers.energy``.
+    if name == "energy":
+        import importlib
+
+        return importlib.import_module("edgeperf.profilers.energy")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,7 +45,7 @@ from edgeperf.errors import AdaptationError, EdgePerfError
 from edgeperf.proxy._calibrate import MonotoneCalibrator
 from edgeperf.proxy._sources import _is_table, as_source, canonical_archs, load_any
 from edgeperf.proxy._stats import Agreement, agreement, correlation_interval, interval_width
-from edgeperf.spaces._costs import COST_COLUMNS
+from edgeperf.spaces import COST_COLUMNS
 
 __all__ = ["RankResult", "NextMeasurement", "rank", "select_within_budget", "DEFAULT_AGREEMENT_THRESHOLD"]
 

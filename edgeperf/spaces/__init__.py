@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from edgeperf.errors import UnknownNameError
 from edgeperf.spaces._base import SearchSpace
+from edgeperf.spaces._costs import COST_COLUMNS
 
-__all__ = ["SearchSpace", "get", "names", "register", "detect"]
+__all__ = ["SearchSpace", "get", "names", "register", "detect", "COST_COLUMNS"]
 
 _REGISTRY: dict[str, type[SearchSpace]] = {}
 _INSTANCES: dict[str, SearchSpace] = {}
