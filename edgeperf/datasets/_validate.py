@@ -115,12 +115,48 @@ def _check_text_column(frame, name, *, path, rows, what):
         )
 
 
+#: dtype kinds that hold real numbers; booleans, dates, durations and complex numbers do not.
+_REAL_KINDS = "iuf"
+_NOT_REAL = {"b": "booleans", "M": "dates/times", "m": "durations", "c": "complex numbers"}
+
+
+def _non_real_cell(col: pd.Series) -> int | None:
+    """Position of the first cell of an object column holding a bool, date, duration, complex or bytes."""
+    import datetime
+    import numbers
+
+    def bad(v) -> bool:
+        if isinstance(v, (bool, np.bool_, bytes, datetime.date, datetime.time, datetime.timedelta, np.datetime64,
+                          np.timedelta64)):
+            return True
+        return isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real)
+
+    flags = np.fromiter((bad(v) for v in col.to_numpy(dtype=object)), dtype=bool, count=len(col))
+    return _first(flags) if flags.any() else None
+
+
 def _numeric(col: pd.Series, *, path, rows, field) -> np.ndarray:
-    """Float array of ``col``; a cell that is present but not a number is an error."""
-    if pd.api.types.is_bool_dtype(col.dtype):
-        raise DataValidationError("expected numbers, got booleans", path=path, row=int(rows[0]), field=field)
-    if pd.api.types.is_numeric_dtype(col.dtype):
+    """Float array of ``col``; a cell that is present but not a real number is an error.
+
+    Only real numbers pass: a boolean, datetime, timedelta or complex column (Parquet keeps
+    these types) is refused rather than turned into 0/1 or nanoseconds."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(object)
+    kind = getattr(col.dtype, "kind", "O")
+    if kind in _NOT_REAL:
+        raise DataValidationError(
+            f"expected real numbers, got {_NOT_REAL[kind]} (column type {col.dtype})",
+            path=path, row=int(rows[0]) if len(rows) else None, field=field,
+        )
+    if kind in _REAL_KINDS:
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind == "O":
+        i = _non_real_cell(col)
+        if i is not None:
+            raise DataValidationError(
+                f"expected a real number, got {type(col.iloc[i]).__name__} {col.iloc[i]!r}",
+                path=path, row=int(rows[i]), field=field,
+            )
     num = pd.to_numeric(col, errors="coerce")
     bad = num.isna().to_numpy() & ~col.isna().to_numpy()
     # text spelling NaN parses to NaN: that is a NaN, judged by the caller, not "not a number"

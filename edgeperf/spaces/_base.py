@@ -16,7 +16,22 @@ import numpy as np
 
 from edgeperf.errors import ArchitectureError, UnknownNameError
 
-__all__ = ["SearchSpace"]
+__all__ = ["SearchSpace", "check_arch_text", "MAX_ARCH_CHARS"]
+
+#: Longest architecture string a parser reads (the canonical ones are < 400 characters): longer
+#: input is refused before any parsing, so a pasted file or a hostile string cannot cost much.
+MAX_ARCH_CHARS = 4096
+
+
+def check_arch_text(arch, what: str) -> str:
+    """``arch`` if it is a string of at most :data:`MAX_ARCH_CHARS`; else :class:`ArchitectureError`."""
+    if not isinstance(arch, str):
+        raise ArchitectureError(f"expected {what}, got {type(arch).__name__}")
+    if len(arch) > MAX_ARCH_CHARS:
+        raise ArchitectureError(
+            f"expected {what} of at most {MAX_ARCH_CHARS} characters, got {len(arch)} starting {arch[:60]!r}"
+        )
+    return arch
 
 
 class SearchSpace(abc.ABC):

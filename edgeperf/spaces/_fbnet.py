@@ -14,7 +14,7 @@ import numpy as np
 from edgeperf.errors import ArchitectureError
 from edgeperf.spaces import _costs
 from edgeperf.spaces import register
-from edgeperf.spaces._base import SearchSpace
+from edgeperf.spaces._base import SearchSpace, check_arch_text
 
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 N_LAYERS = 22
@@ -94,8 +94,7 @@ class FBNet(SearchSpace):
     size = len(OPS) ** N_LAYERS
 
     def parse(self, arch: str) -> tuple[str, ...]:
-        if not isinstance(arch, str):
-            raise ArchitectureError(f"expected an FBNet string of 22 ops joined by '-', got {type(arch).__name__}")
+        check_arch_text(arch, "an FBNet string of 22 ops joined by '-'")
         ops = tuple(arch.strip().split("-"))
         if len(ops) != N_LAYERS:
             raise ArchitectureError(f"expected {N_LAYERS} ops joined by '-', got {len(ops)} in {arch!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from edgeperf.errors import ArchitectureError
 from edgeperf.spaces import _costs
 from edgeperf.spaces import register
-from edgeperf.spaces._base import SearchSpace
+from edgeperf.spaces._base import SearchSpace, check_arch_text
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (target node, source node) of each of the 6 edges, in string order.
@@ -73,8 +73,7 @@ class NASBench201(SearchSpace):
     size = len(OPS) ** len(EDGES)
 
     def parse(self, arch: str) -> tuple[str, ...]:
-        if not isinstance(arch, str):
-            raise ArchitectureError(f"expected a NAS-Bench-201 cell string, got {type(arch).__name__}")
+        check_arch_text(arch, "a NAS-Bench-201 cell string")
         nodes = arch.strip().split("+")
         if len(nodes) != 3:
             raise ArchitectureError(

@@ -11,7 +11,7 @@ import numpy as np
 from edgeperf.errors import ArchitectureError
 from edgeperf.spaces import _costs
 from edgeperf.spaces import register
-from edgeperf.spaces._base import SearchSpace
+from edgeperf.spaces._base import SearchSpace, check_arch_text
 
 N_STAGES = 5
 MAX_DEPTH = 4
@@ -121,14 +121,15 @@ class OFAMobileNetV3(SearchSpace):
     size = len(RESOLUTIONS) * sum((len(KERNELS) * len(EXPANDS)) ** d for d in DEPTHS) ** N_STAGES
 
     def parse(self, arch: str) -> tuple:
-        if not isinstance(arch, str):
-            raise ArchitectureError(f"expected an OFA JSON string, got {type(arch).__name__}")
+        check_arch_text(arch, "an OFA JSON string")
         try:
             data = json.loads(arch)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, an int of > 4300 digits, deep nesting
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+                "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
             raise ArchitectureError(
                 f'expected JSON like {{"d":[5 depths],"e":[20 expands],"ks":[20 kernels],"r":224}}, '
-                f"got {arch!r} ({exc.msg})"
+                f"got {arch!r} ({reason})"
             ) from None
         if not isinstance(data, dict) or set(data) != {"d", "e", "ks", "r"}:
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
