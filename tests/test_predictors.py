@@ -227,7 +227,9 @@ def test_cli_train_predict_adapt_eval(tmp_path, nb201):
     model, model2 = str(tmp_path / "j.edgeperf"), str(tmp_path / "j2.edgeperf")
     assert r.invoke(app, ["train", str(tmp_path / "m.csv"), "--out", model]).exit_code == 0
     res = r.invoke(app, ["predict", model, "--device", "pixel3", "--arch", wide.index[500]])
-    assert res.exit_code == 0 and float(res.output.split("\t")[0]) > 0
+    assert res.exit_code == 0, res.output
+    values = [line for line in res.output.splitlines() if line and not line.startswith("#")]
+    assert "# latency_ms (ms) predicted on pixel3" in res.output and float(values[0].split("\t")[0]) > 0
     res = r.invoke(app, ["adapt", model, "--device", "gold_6240", "--measurements", str(tmp_path / "new.csv"), "--out", model2])
     assert res.exit_code == 0, res.output
     res = r.invoke(app, ["eval", model2, str(tmp_path / "m.csv"), "--json"])

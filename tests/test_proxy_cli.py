@@ -97,4 +97,4 @@ def test_bad_target_file_is_a_clean_error(files, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
-    assert "error:" in proc.stderr and "#2" in proc.stderr and "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr and "row 3, field 'latency_ms'" in proc.stderr and "Traceback" not in proc.stderr

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 datasets_app = typer.Typer(
     name="datasets",
     help="Built-in public latency tables and measurement files.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain click help, as the main app
 )
 
 
 def _resolve(name: str, metric: str | None):
     """A built-in name, else an existing file path; anything else lists the choices."""
     from edgeperf import datasets
-    from edgeperf.errors import DatasetNotFoundError
 
-    if name in datasets.builtin_names():
-        table = datasets.load(name)
-        return table.select(metric=metric) if metric else table
-    path = Path(name)
-    if path.exists():
-        return datasets.read(path, metric=metric)
-    raise DatasetNotFoundError(
-        "dataset (built-in name or existing file)", name, datasets.builtin_names()
-    )
+    return datasets.open_table(name, metric=metric)
 
 
 @datasets_app.command("list")

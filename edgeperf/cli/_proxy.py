@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from edgeperf.errors import AdaptationError, DataValidationError
+from edgeperf.errors import DataValidationError, InvalidParameterError
 
 #: Rows of the ranking printed by default.
 DEFAULT_TOP = 10
@@ -40,14 +40,17 @@ def _load_sources(data: List[str]):
 
 
 def _print_matrix(result) -> None:
+    """The matrix with full device names: rows are named, columns numbered (names would not fit)."""
     from rich.table import Table
 
     m = result.matrix
-    table = Table(title=f"{result.metric} rank agreement ({result.method}), clustered order", show_lines=False)
-    table.add_column("device", style="bold")
-    for d in m.columns:
-        table.add_column(str(d), justify="right", max_width=7, overflow="fold")
-    for d, row in m.iterrows():
+    table = Table(title=f"{result.metric} rank agreement ({result.method}), clustered order; "
+                        "column k is the device of row k", show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("device", style="bold", no_wrap=True)
+    for k in range(1, len(m.columns) + 1):
+        table.add_column(str(k), justify="right")
+    for k, (d, row) in enumerate(m.iterrows(), start=1):
         cells = []
         for v in row:
             if v != v:  # NaN
@@ -55,83 +58,61 @@ def _print_matrix(result) -> None:
             else:
                 style = "green" if v >= 0.9 else "yellow" if v >= 0.7 else "red"
                 cells.append(f"[{style}]{v:.2f}[/]")
-        table.add_row(str(d), *cells)
+        table.add_row(str(k), str(d), *cells)
     _console().print(table)
 
 
 def read_candidates(path: Path) -> tuple[list[str], Optional[list[float]]]:
     """Architectures from a file: one per line, or a CSV with an ``arch`` column (+ optional ``score``)."""
-    import pandas as pd
+    import csv
+    import io
+    import math
 
-    text = Path(path).read_text()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise DataValidationError("expected at least one candidate architecture, the file is empty", path=str(path))
-    header = [h.strip().strip('"') for h in lines[0].split(",")]
-    if "arch" in header:
-        frame = pd.read_csv(path, comment=None)
-        frame = frame.dropna(subset=["arch"])
-        scores = None
-        if "score" in frame.columns:
-            s = pd.to_numeric(frame["score"], errors="coerce")
-            if s.isna().any():
-                row = int(s.isna().to_numpy().argmax()) + 2  # 1-based, after the header
-                raise DataValidationError("expected a number", path=str(path), row=row, field="score")
-            scores = s.tolist()
-        return [str(a) for a in frame["arch"]], scores
-    return lines, None
+    from edgeperf.cli._predict import read_archs_file
+
+    lines = read_archs_file(path)  # UTF-8, not empty, comments skipped; errors name the file
+    header = next(csv.reader([lines[0]]))
+    if "arch" not in [h.strip() for h in header]:
+        return lines, None
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines)), skipinitialspace=True))
+    archs, scores = [], []
+    for number, row in enumerate(rows, start=1):
+        arch = (row.get("arch") or "").strip()
+        if not arch:
+            raise DataValidationError("expected an architecture, got an empty cell", path=path, row=number, field="arch")
+        archs.append(arch)
+        if "score" in row:
+            try:
+                value = float(row["score"])
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise DataValidationError(f"expected a finite number, got {row['score']!r}", path=path, row=number,
+                                          field="score")
+            scores.append(value)
+    return archs, (scores if "score" in header else None)
 
 
 def read_target_measurements(path: Path, *, metric: str = "latency_ms", device: Optional[str] = None):
-    """``(archs, values, note)`` of one target device from a tidy, wide or ``arch,<metric>`` CSV.
+    """``(archs, values, note)`` of one target device from a tidy or wide file (``arch,<metric>`` is a wide
+    file of one column), read by :func:`edgeperf.datasets.read`: the same validation as every data file."""
+    from edgeperf import datasets
+    from edgeperf.errors import UnknownDeviceError
 
-    Empty cells mean "not measured" (as in every edgeperf data file) and are skipped.
-    """
-    import pandas as pd
-
-    frame = pd.read_csv(path)
-    cols = list(frame.columns)
-    if "arch" not in cols:
-        raise DataValidationError(
-            f"expected a CSV with an 'arch' column (tidy: arch,device,metric,value; wide: arch,<device>...; "
-            f"or arch,{metric}), got columns {cols}",
-            path=str(path),
-        )
-    if {"device", "value"} <= set(cols):  # tidy
-        if "metric" in cols:
-            frame = frame[frame["metric"] == metric]
-        devices = sorted(frame["device"].dropna().unique())
-        if device is None and len(devices) != 1:
+    table = datasets.read(path, metric=metric)
+    devices = table.devices
+    if device is not None and device not in devices:
+        raise UnknownDeviceError(device, devices, hint=f"(the devices of --target-measurements {path})")
+    if device is None:
+        if len(devices) != 1:
             raise DataValidationError(
-                f"the tidy file holds devices {devices}; pass --target-device NAME", path=str(path), field="device"
+                f"the file holds devices {devices}; pass --target-device NAME", path=path, field="device"
             )
-        device = device or devices[0]
-        frame = frame[frame["device"] == device]
-        column = "value"
-    else:
-        value_cols = [c for c in cols if c not in ("arch", "arch_index", "space")]
-        if device is not None:
-            if device not in value_cols:
-                raise DataValidationError(f"no column {device!r}; columns are {value_cols}", path=str(path))
-            column = device
-        elif metric in value_cols:
-            column = metric
-        elif len(value_cols) == 1:
-            column = value_cols[0]
-        else:
-            raise DataValidationError(
-                f"cannot tell which column is the target device among {value_cols}; pass --target-device NAME",
-                path=str(path),
-            )
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = frame[column].notna() & values.isna()
-    if bad.any():
-        row = int(bad.to_numpy().argmax()) + 2
-        raise DataValidationError(f"expected a number, got {frame[column][bad].iloc[0]!r}", path=str(path), row=row,
-                                  field=str(column))
-    keep = values.notna()
-    note = f"{int((~keep).sum())} empty cell(s) skipped" if (~keep).any() else ""
-    return [str(a) for a in frame["arch"][keep]], values[keep].tolist(), note
+        device = devices[0]
+    vals = table.values(device, metric)
+    if vals.empty:
+        raise DataValidationError(f"expected {metric} rows of device {device!r}, found none", path=path)
+    return [str(a) for a in vals.index], vals.tolist(), ""
 
 
 def register(app: typer.Typer) -> None:
@@ -143,8 +124,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("report"), "--out", help="Folder for similarity.csv/.json/.png."),
         method: str = typer.Option("spearman", "--method", help="spearman | kendall | topk"),
         archs: Optional[int] = typer.Option(None, "--archs", help="Use a random sample of this many architectures."),
-        metric: str = typer.Option("latency_ms", "--metric"),
-        seed: int = typer.Option(0, "--seed"),
+        metric: str = typer.Option("latency_ms", "--metric", help="Metric compared (latency_ms, energy_mj, ...)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the architecture sample (--archs)."),
     ) -> None:
         """Device x device rank agreement (how monotone latency is), clustered, with a heatmap."""
         from edgeperf.proxy import similarity
@@ -164,19 +145,20 @@ def register(app: typer.Typer) -> None:
     @app.command("rank")
     def rank_cmd(
         model: str = typer.Argument(..., help="Saved model file, data file or built-in dataset name (the proxies)."),
-        candidates: Path = typer.Option(..., "--candidates", exists=True, dir_okay=False,
+        candidates: Path = typer.Option(..., "--candidates",
                                         help="One architecture per line, or a CSV with 'arch' (and optional 'score')."),
         target_measurements: Optional[Path] = typer.Option(
-            None, "--target-measurements", exists=True, dir_okay=False,
-            help="Target device measurements: tidy/wide CSV or 'arch,latency_ms'. Omit for none."),
-        target_device: Optional[str] = typer.Option(None, "--target-device", help="Which device of a multi-device file."),
+            None, "--target-measurements",
+            help="Target device measurements: a tidy or wide data file, or 'arch,latency_ms'. Omit for none."),
+        target_device: Optional[str] = typer.Option(None, "--target-device",
+                                                    help="Which device of a multi-device target file."),
         budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Latency budget on the target, ms."),
         margin: str = typer.Option("0", "--margin", help="Budget headroom as a fraction (0.1 = 10%) or 'auto'."),
         threshold: Optional[float] = typer.Option(None, "--agreement-threshold",
                                                   help="Adapt below this lower bound of the proxy's agreement."),
         exclude: List[str] = typer.Option([], "--exclude", help="Device never used as proxy (repeatable)."),
         top: int = typer.Option(DEFAULT_TOP, "--top", help="Candidates printed."),
-        metric: str = typer.Option("latency_ms", "--metric"),
+        metric: str = typer.Option("latency_ms", "--metric", help="Metric ranked (latency_ms, energy_mj, ...)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Write the ranking: .csv (table) or .json (everything)."),
     ) -> None:
         """Rank candidates for a target device by the best-agreeing proxy device."""
@@ -192,7 +174,7 @@ def register(app: typer.Typer) -> None:
             try:
                 margin_value: float | str = float(margin)
             except ValueError:
-                raise AdaptationError(f"--margin expects a number >= 0 or 'auto', got {margin!r}") from None
+                raise InvalidParameterError(f"--margin expects a number >= 0 or 'auto', got {margin!r}") from None
         else:
             margin_value = "auto"
         r = rank(archs, target_archs=t_archs, target_values=t_values, proxies=model, budget_ms=budget_ms,

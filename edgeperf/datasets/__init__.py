@@ -22,7 +22,7 @@ from edgeperf.datasets._builtin import (
     reference_archs,
 )
 from edgeperf.datasets._builtin import names as builtin_names
-from edgeperf.datasets._io import read, read_devices_json, sidecar_path, write, write_devices_json
+from edgeperf.datasets._io import open_table, read, read_devices_json, sidecar_path, write, write_devices_json
 from edgeperf.datasets._records import METRICS, PROVENANCE_FIELDS, DeviceSpec, Measurement
 from edgeperf.datasets._table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, MeasurementTable
 from edgeperf.datasets._validate import validate_tidy_frame
@@ -37,6 +37,7 @@ __all__ = [
     "MeasurementTable",
     "RowWriter",
     "read",
+    "open_table",
     "write",
     "read_devices_json",
     "write_devices_json",

@@ -45,7 +45,7 @@ from edgeperf.datasets._validate import (
 )
 from edgeperf.errors import DataValidationError, EdgePerfError, FileAccessError, InvalidParameterError, UnknownDeviceError
 
-__all__ = ["read", "write", "sidecar_path", "read_devices_json", "write_devices_json", "LAYOUTS", "FORMATS"]
+__all__ = ["read", "write", "open_table", "sidecar_path", "read_devices_json", "write_devices_json", "LAYOUTS", "FORMATS"]
 
 #: File name endings this module reads and writes, and the format each means.
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
@@ -458,6 +458,29 @@ def warn_implausible(tidy: pd.DataFrame, path) -> None:
                          f"outside the plausible {low:g}..{high:g} {unit}; check the unit")
     if notes:
         warnings.warn(f"file {path}: implausible values: " + "; ".join(notes), UserWarning, stacklevel=3)
+
+
+def open_table(source, *, metric: str | None = None, device=None) -> MeasurementTable:
+    """A table from an existing measurement file, else from a built-in dataset name.
+
+    A string that names neither is an error that says which it looked like: a path (it has a
+    data-file ending or a folder) gets "no such file", a bare name the list of built-ins.
+    """
+    from edgeperf.datasets import _builtin
+
+    if isinstance(source, MeasurementTable):
+        return source
+    text = str(source)
+    path = Path(text)
+    if not path.exists() and text in _builtin.names():
+        table = _builtin.load(text)
+        return table.select(metric=metric, devices=_as_list(device)) if (metric or device) else table
+    looks_like_path = path.exists() or os.sep in text or any(text.lower().endswith(s) for s in FORMATS)
+    if looks_like_path:
+        return read(path, metric=metric, device=device)
+    from edgeperf.errors import DatasetNotFoundError
+
+    raise DatasetNotFoundError("measurement file or built-in dataset", text, _builtin.names())
 
 
 # ---- writing -------------------------------------------------------------------------------

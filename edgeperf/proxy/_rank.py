@@ -122,6 +122,13 @@ class RankResult:
     scores: np.ndarray | None = None
     residual_log_q90: float = 0.0
 
+    def __repr__(self) -> str:  # short: the default repr printed every array (60k characters)
+        best = int(self.order[0]) if len(self.order) else None
+        shown = f", best={self.candidates[best]!r:.60} ({self.latency_ms[best]:.4g} ms)" if best is not None else ""
+        budget = f", budget_ms={self.budget_ms:g} ({len(self.meets_budget)} meet it)" if self.budget_ms is not None else ""
+        return (f"RankResult({len(self.candidates):,} candidates, proxy={self.proxy}, path={self.path!r}, "
+                f"agreement={self.agreement}{shown}{budget})")
+
     def within_budget(self, budget_ms: float, *, margin: float | str = 0.0, scores=None) -> np.ndarray:
         """Indices of candidates with ``latency_ms * (1 + margin) <= budget_ms``, best first.
 
@@ -181,6 +188,22 @@ def _check_scores(scores, n: int) -> np.ndarray:
     if not np.all(np.isfinite(s)):
         raise AdaptationError(f"scores must be finite; candidate #{int(np.flatnonzero(~np.isfinite(s))[0])} is {s[~np.isfinite(s)][0]}")
     return s
+
+
+def _unique_candidates(cands: list[str], scores) -> tuple[list[str], np.ndarray | None, int]:
+    """Candidates without repeats (the first of each kept) and their scores; the number dropped.
+
+    A repeated candidate with two different scores is an error: which one is meant is unknown."""
+    first: dict[str, int] = {}
+    for i, a in enumerate(cands):
+        j = first.setdefault(a, i)
+        if scores is not None and scores[i] != scores[j]:
+            raise AdaptationError(
+                f"candidate {a!r} appears at positions {j} and {i} with different scores "
+                f"({scores[j]:g} and {scores[i]:g}); keep one of them"
+            )
+    keep = np.fromiter(first.values(), dtype=int, count=len(first))
+    return [cands[i] for i in keep], (None if scores is None else scores[keep]), len(cands) - len(keep)
 
 
 def _check_targets(space, target_archs, target_values) -> tuple[list[str], np.ndarray, list[str]]:
@@ -314,7 +337,12 @@ def rank(
     cands = canonical_archs(space, candidates, "candidates")
     if not cands:
         raise AdaptationError("expected at least one candidate architecture, got none")
+    if scores is not None:
+        scores = _check_scores(scores, len(cands))
+    cands, scores, repeated = _unique_candidates(cands, scores)
     t_archs, y, notes = _check_targets(space, target_archs, target_values)
+    if repeated:
+        notes.append(f"{repeated} repeated candidate(s) ranked once")
     union = list(dict.fromkeys(cands + t_archs))
     src = as_source(loaded, archs_needed=union, metric=metric, exclude=exclude_devices)
     if not src.devices:

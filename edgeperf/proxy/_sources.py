@@ -28,15 +28,11 @@ def load_any(source):
     """
     if not isinstance(source, (str, Path)):
         return source
+    from edgeperf import datasets
+
     text = str(source)
-    if not Path(text).exists():
-        from edgeperf import datasets
-
-        return datasets.load(text)  # raises DatasetNotFoundError naming the built-ins
-    if text.lower().endswith(DATA_SUFFIXES):
-        from edgeperf import datasets
-
-        return datasets.read(text)
+    if not Path(text).exists() or text.lower().endswith(DATA_SUFFIXES):
+        return datasets.open_table(text)  # "no such file" for a path, the built-ins for a name
     import edgeperf
 
     return edgeperf.load(text)
