@@ -111,7 +111,15 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
 
         console.print(f"[bold]2/4 training[/bold] the joint predictor on {config.dataset}: "
                       f"{len(public.devices)} devices, {len(public.archs)} architectures")
-        predictor = JointPredictor().fit(public)
+        predictor = JointPredictor()
+        from edgeperf.progress import progress_callback, status, takes_progress
+
+        if takes_progress(predictor.fit):  # contract C3: a bar over the boosting rounds
+            with progress_callback("2/4 training") as progress:
+                predictor.fit(public, progress=progress)
+        else:
+            with status("2/4 training the joint predictor (a few minutes on 2 cores)"):
+                predictor.fit(public)
         predictor.adapt(device, archs=adapt_archs, values=adapt_ms.to_numpy())
 
         console.print(f"[bold]3/4 ranking[/bold] {len(candidates)} candidates by proxy reuse")

@@ -24,7 +24,9 @@ def test_onnx_file_and_torch_module_predict_like_the_arch_string(graph_predictor
     from_string = p.predict(arch, device="gold_6240")
     onnx_path = space.export_onnx(arch, tmp_path / "m.onnx")
     from_onnx = p.predict(str(onnx_path), device="gold_6240")
-    from_module = p.predict(space.build_module(arch), device="gold_6240")
+    from_module = p.predict(space.build_module(arch), device="gold_6240", input_shape=space.input_shape(arch))
+    with pytest.raises(ep.errors.InvalidParameterError, match="input_shape"):
+        p.predict(space.build_module(arch), device="gold_6240")  # no silent 32x32
     assert isinstance(from_onnx, float) and from_onnx > 0
     assert from_onnx == pytest.approx(from_string, rel=1e-5)
     assert from_module == pytest.approx(from_string, rel=1e-5)

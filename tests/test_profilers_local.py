@@ -9,7 +9,7 @@ import pytest
 
 from edgeperf import profilers, spaces
 from edgeperf.datasets import DeviceSpec
-from edgeperf.errors import DeviceUnavailableError
+from edgeperf.errors import DeviceUnavailableError, InvalidParameterError
 from edgeperf.profilers import MeasurementProtocol
 from edgeperf.profilers import _sysinfo
 
@@ -111,7 +111,7 @@ def test_onnxruntime_settings():
         ort(provider="NoSuchExecutionProvider")
     with pytest.raises(DeviceUnavailableError, match="graph_optimization_level"):
         ort(graph_optimization_level="turbo")
-    with pytest.raises(DeviceUnavailableError, match="threads"):
+    with pytest.raises(InvalidParameterError, match="threads"):
         ort(threads=0)
     prof = ort(graph_optimization_level="disable", protocol=FAST)
     assert prof.describe().extra["graph_optimization_level"] == "disable"

@@ -13,7 +13,7 @@ import pytest
 from edgeperf import datasets, profilers, spaces
 from edgeperf.datasets import Measurement
 from edgeperf.datasets._rowwriter import COLUMNS, RowWriter
-from edgeperf.errors import ArchitectureError, DataValidationError, DeviceUnavailableError, ProfilingError
+from edgeperf.errors import ArchitectureError, DataValidationError, DeviceUnavailableError, InvalidParameterError, ProfilingError
 from edgeperf.profilers import MeasurementProtocol
 from edgeperf.profilers._runner import profile_archs, sample_archs
 
@@ -359,7 +359,7 @@ def test_cli_archs_file_and_exactly_one_source(tmp_path):
     table = datasets.read(out)
     assert table.archs == [a, b] and table.devices == ["my-laptop"]
     both = CliRunner().invoke(app, base + ["--archs", str(archs_file), "--samples", "3"])
-    assert isinstance(both.exception, ArchitectureError) and "exactly one" in str(both.exception)
+    assert isinstance(both.exception, InvalidParameterError) and "not both" in str(both.exception)
     bad = tmp_path / "bad.txt"
     bad.write_text("not-a-cell\n")
     res = CliRunner().invoke(app, base + ["--archs", str(bad)])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from edgeperf.errors import FileAccessError, InvalidParameterError
 
@@ -65,41 +63,3 @@ def load_model(source: str | os.PathLike):
 
         raise DatasetNotFoundError("model file or pretrained model", str(source), pretrained.names())
     return load(path)
-
-
-def takes_progress(fit) -> bool:
-    """True when ``fit`` accepts ``progress=`` (contract C3; absent in older predictors)."""
-    try:
-        return "progress" in inspect.signature(fit).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-@contextmanager
-def progress_callback(description: str, *, enabled: bool = True) -> Iterator:
-    """A ``progress(done, total, stage)`` callable drawing a rich bar on stderr (C3)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("{task.fields[stage]}"),
-                   console=Console(stderr=True), disable=not enabled, transient=False)
-    with bar:
-        task = bar.add_task(description, total=None, stage="")
-
-        def progress(done: int, total: int, stage: str) -> None:
-            bar.update(task, completed=done, total=total, stage=stage)
-
-        yield progress
-
-
-@contextmanager
-def status(message: str, *, enabled: bool = True) -> Iterator[None]:
-    """A spinner on stderr for a step whose length is unknown (loading, the first-call cache)."""
-    if not enabled:
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
-        yield

@@ -117,7 +117,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a predictor on measurements and save it."""
         from edgeperf import spaces
-        from edgeperf.cli._common import check_model_out, progress_callback, status, takes_progress
+        from edgeperf.cli._common import check_model_out
+        from edgeperf.progress import progress_callback, status, takes_progress
 
         if model not in MODEL_KINDS:
             raise InvalidParameterError(f"expected --model {' or '.join(MODEL_KINDS)}, got {model!r}")
@@ -152,7 +153,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print predictions: a '#' line naming the metric and unit, then value<TAB>arch per line."""
         from edgeperf import spaces
-        from edgeperf.cli._common import load_model, status
+        from edgeperf.cli._common import load_model
+        from edgeperf.progress import status
 
         given = [x for x in (arch, archs, onnx) if x is not None]
         if len(given) != 1:

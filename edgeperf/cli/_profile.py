@@ -52,21 +52,89 @@ def _energy_meter(name: str, serial: str | None):
     return meter
 
 
-def _read_archs_file(path: Path) -> list[str]:
-    from edgeperf.errors import DataValidationError
+#: Columns of the file ``profile --onnx`` writes: one row per model file measured.
+ONNX_COLUMNS = ("model", "sha256", "device", "runtime", "runtime_version", "batch_size", "threads", "input_shape",
+                "latency_ms", "std", "p10", "p90", "cv", "runs", "energy_mj", "timestamp", "edgeperf_version")
 
-    if not path.exists():
-        raise DataValidationError("expected a text file with one architecture per line; it does not exist", path=path)
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+
+def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(x) for x in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        raise typer.BadParameter(f"expected positive integers like 1,3,224,224, got {text!r}", param_hint="--input-shape")
+    return shape
+
+
+def _profile_onnx_files(prof, files: list[Path], out: Path, input_shape, quiet: bool) -> int:
+    """Measure each ONNX file, appending one row per model to ``out`` as soon as it is measured."""
+    import csv
+    import datetime as dt
+    import hashlib
+
+    from edgeperf._version import __version__
+    from edgeperf.datasets._io import check_writable
+    from edgeperf.datasets._lock import FileLock
+    from edgeperf.errors import DataValidationError, EdgePerfError, FileAccessError
+
+    if out.suffix.lower() != ".csv":
+        raise DataValidationError("expected a .csv file for the per-model results of --onnx", path=out)
+    check_writable(out)
+    failed = 0
+    with FileLock(out):
+        if out.exists() and out.stat().st_size:
+            with open(out, encoding="utf-8", errors="replace", newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if tuple(header) != ONNX_COLUMNS:
+                raise DataValidationError(f"expected the header of a `profile --onnx` file ({','.join(ONNX_COLUMNS)}); "
+                                          "write to a new --out", path=out, row=0)
+        else:
+            out.write_text(",".join(ONNX_COLUMNS) + "\n", encoding="utf-8")
+        spec = prof.describe()
+        for path in files:
+            try:
+                stats, energy = prof.measure_onnx(path, input_shape=input_shape)
+            except (EdgePerfError, OSError) as exc:
+                if isinstance(exc, FileAccessError):
+                    raise
+                failed += 1
+                typer.secho(f"failed: {path}: {str(exc).splitlines()[0]}", fg="yellow", err=True)
+                continue
+            row = {
+                "model": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "device": prof.device_name, "runtime": spec.runtime, "runtime_version": spec.runtime_version,
+                "batch_size": prof.batch_size, "threads": prof.threads,
+                "input_shape": "x".join(map(str, input_shape)) if input_shape else "",
+                "latency_ms": repr(stats.median_ms), "std": repr(stats.std_ms), "p10": repr(stats.p10_ms),
+                "p90": repr(stats.p90_ms), "cv": repr(stats.cv), "runs": stats.runs,
+                "energy_mj": repr(energy["energy_mj"]) if energy else "",
+                "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "edgeperf_version": __version__,
+            }
+            with open(out, "a", encoding="utf-8", newline="") as fh:  # one row per model, flushed at once
+                csv.writer(fh, lineterminator="\n").writerow([row[c] for c in ONNX_COLUMNS])
+            typer.echo(f"{stats.median_ms:.4g} ms (p10 {stats.p10_ms:.4g}, p90 {stats.p90_ms:.4g})\t{path}")
+    typer.echo(f"{len(files) - failed} of {len(files)} models measured on {prof.device_name}; rows in {out}", err=True)
+    return failed
 
 
 def profile(
     device: str = typer.Option(..., "--device", "-d", help="Profiler (see `edgeperf devices`)."),
-    space: str = typer.Option(..., "--space", "-s", help="Search space."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to append rows to (resumed if it exists)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Profile the first N distinct archs sampled with --seed."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed; more --samples with the same seed extends the sample."),
     archs_file: Optional[Path] = typer.Option(None, "--archs", help="Text file, one architecture per line (instead of --samples)."),
+    reference: bool = typer.Option(False, "--reference", help="Also measure the space's reference architectures "
+                                   "(what `edgeperf adapt` needs for an accurate device signature); alone or with "
+                                   "--samples / --archs."),
+    onnx: Optional[List[Path]] = typer.Option(None, "--onnx", help="Measure your own ONNX model file(s) instead of "
+                                              "a space's architectures (repeatable); one row per model in OUT."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Input shape N,C,H,W for --onnx models "
+                                              "with symbolic dimensions."),
     threads: Optional[int] = typer.Option(None, "--threads", "-t", help="Runtime threads (default: the profiler's, 1 for local runtimes)."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Batch size."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs per arch."),
@@ -80,16 +148,31 @@ def profile(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Profile architectures on one device, appending rows durably to OUT (Ctrl-C keeps what is saved)."""
-    from edgeperf import profilers, spaces
-    from edgeperf.errors import ArchitectureError, UnknownNameError
+    from edgeperf import datasets, profilers, spaces
+    from edgeperf.cli._predict import read_archs_file
+    from edgeperf.errors import InvalidParameterError, UnknownNameError
     from edgeperf.profilers import MeasurementProtocol
     from edgeperf.profilers import profile_archs, sample_archs
 
     cls = profilers.get(device)
-    sp = spaces.get(space)
-    if (samples is None) == (archs_file is None):
-        raise ArchitectureError("expected exactly one of --samples N or --archs FILE")
-    archs = sample_archs(sp, samples, seed=seed) if samples is not None else _read_archs_file(archs_file)
+    shape = _parse_shape(input_shape)
+    if onnx:
+        if samples is not None or archs_file is not None or reference or space is not None:
+            raise InvalidParameterError("--onnx measures model files: leave out --space, --samples, --archs, --reference")
+        sp, archs = None, []
+    else:
+        if space is None:
+            raise InvalidParameterError("expected --space NAME (or --onnx FILE...)")
+        sp = spaces.get(space)
+        if samples is not None and archs_file is not None:
+            raise InvalidParameterError("expected one of --samples N or --archs FILE, not both")
+        if samples is None and archs_file is None and not reference:
+            raise InvalidParameterError("expected --samples N, --archs FILE or --reference")
+        archs = datasets.reference_archs(sp.name) if reference else []
+        if samples is not None:
+            archs += sample_archs(sp, samples, seed=seed)
+        elif archs_file is not None:
+            archs += read_archs_file(archs_file)
     kwargs = _parse_options(option, cls.options, device)
     if serial is not None:
         if "serial" not in cls.options:
@@ -99,10 +182,14 @@ def profile(
         kwargs["threads"] = threads
     try:
         protocol = MeasurementProtocol(warmup=warmup, repeats=repeats, max_rounds=max_rounds, max_cv=max_cv)
-    except ValueError as exc:
+    except ValueError as exc:  # InvalidParameterError: a usage error of these options
         raise typer.BadParameter(str(exc)) from None
     meter = _energy_meter(energy, serial) if energy else None
     with cls(name=name, protocol=protocol, energy_meter=meter, batch_size=batch_size, **kwargs) as prof:
+        if onnx:
+            if _profile_onnx_files(prof, list(onnx), out, shape, quiet):
+                raise SystemExit(EXIT_INCOMPLETE)
+            return
         typer.echo(f"profiling {len(archs)} {sp.name} archs on {prof.device_name} -> {out}", err=True)
         summary = profile_archs(prof, sp, archs, out, progress=not quiet)
     typer.echo(

@@ -139,11 +139,15 @@ class BasePredictor(BaseEstimator):
                 )
             return X, archs.ndim == 1
         if self.encoding_ == GRAPH_ENCODING and _is_graph_input(archs):
-            # A torch module is exported with the training space's input shape (batch 1):
-            # the features were learned on models of that input size.
-            space = self._space()
-            shape = input_shape or space.input_shape(next(iter(space.sample(1, seed=0))))
-            return _graph_features(archs, shape)[None, :], True
+            # A torch module has no input size of its own: guessing the space's (32x32 for
+            # NAS-Bench-201) would silently predict another network. An ONNX file carries its own.
+            if input_shape is None and not isinstance(archs, (str, os.PathLike)):
+                from edgeperf.errors import InvalidParameterError
+
+                raise InvalidParameterError(
+                    "a torch module needs input_shape=(N, C, H, W) to be exported, e.g. (1, 3, 224, 224)"
+                )
+            return _graph_features(archs, input_shape)[None, :], True
         if isinstance(archs, str):
             return self._encode_strings([archs]), True
         if isinstance(archs, (list, tuple)) or hasattr(archs, "__iter__"):
@@ -165,8 +169,8 @@ class BasePredictor(BaseEstimator):
 
         One string -> float; a list of strings or an ``(n, d)`` array -> ``np.ndarray``.
         Predictors trained with ``encoding="graph"`` also take an ONNX file path or a torch
-        module (-> float); ``input_shape`` is the module's input for export (default: the
-        training space's input shape at batch 1).
+        module (-> float); ``input_shape`` is the module's input for export, required for a
+        module (an ONNX file carries its own).
         """
         self._check_fitted()
         self._check_device(device)

@@ -131,20 +131,37 @@ class Profiler(abc.ABC):
     def measure(self, space, arch: str) -> tuple[TimingStats, dict | None]:
         """Time one architecture; also the energy reading's summary when a meter is attached."""
         with tempfile.TemporaryDirectory(prefix="edgeperf-") as tmp:
-            handle = self._load(space, arch, Path(tmp))
+            return self._measure_handle(self._load(space, arch, Path(tmp)))
+
+    def measure_onnx(self, path, *, input_shape=None) -> tuple[TimingStats, dict | None]:
+        """Time a user's own ONNX model (any network, not only a search space's) under the same
+        protocol. ``input_shape`` (N, C, H, W ...) is needed when the graph's input has symbolic
+        dimensions. Profilers that cannot run an ONNX file raise :class:`InvalidParameterError`."""
+        from edgeperf.errors import InvalidParameterError
+
+        loader = getattr(self, "_load_onnx", None)
+        if loader is None:
+            raise InvalidParameterError(f"profiler {self.kind!r} cannot run an ONNX file; use onnxruntime")
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidParameterError(f"expected an existing ONNX file, got {path}")
+        return self._measure_handle(loader(path, input_shape))
+
+    def _measure_handle(self, handle) -> tuple[TimingStats, dict | None]:
+        """Warm up and time a loaded model (reading the energy meter around the timed rounds)."""
+        try:
+            self._warmup(handle)
+            if self.energy_meter is None:
+                return self.protocol.stabilize(lambda: self._timed_round(handle)), None
+            self.energy_meter.start()
             try:
-                self._warmup(handle)
-                if self.energy_meter is None:
-                    return self.protocol.stabilize(lambda: self._timed_round(handle)), None
-                self.energy_meter.start()
-                try:
-                    stats = self.protocol.stabilize(lambda: self._timed_round(handle))
-                finally:
-                    reading = self.energy_meter.stop()
-                inferences = self.protocol.repeats * stats.attempts * self.runs_per_sample
-                return stats, {"energy_mj": reading.per_inference_mj(inferences), "reading": reading}
+                stats = self.protocol.stabilize(lambda: self._timed_round(handle))
             finally:
-                self._unload(handle)
+                reading = self.energy_meter.stop()
+            inferences = self.protocol.repeats * stats.attempts * self.runs_per_sample
+            return stats, {"energy_mj": reading.per_inference_mj(inferences), "reading": reading}
+        finally:
+            self._unload(handle)
 
     def profile(self, space, arch: str) -> list[Measurement]:
         """Measure ``arch`` of ``space``: a ``latency_ms`` record, plus ``energy_mj`` with a meter."""

@@ -79,9 +79,34 @@ class OnnxRuntimeProfiler(LocalProfiler):
         return {"provider": self.provider, "graph_optimization_level": self.graph_optimization_level}
 
     def _load(self, space, arch: str, workdir: Path) -> _Session:
+        path = space.export_onnx(arch, workdir / "model.onnx", batch_size=self.batch_size)
+        return self._session(path, space.input_shape(arch, batch_size=self.batch_size), what=repr(arch))
+
+    def _load_onnx(self, path: Path, input_shape) -> _Session:
+        """A session of a user's ONNX file; ``input_shape`` fixes symbolic dimensions."""
+        from edgeperf.errors import InvalidParameterError
+
+        session = self._session(path, None, what=str(path))
+        (inp,) = session.session.get_inputs() if len(session.session.get_inputs()) == 1 else (None,)
+        if inp is None:
+            raise InvalidParameterError(f"{path}: expected a model with one input, got "
+                                        f"{len(session.session.get_inputs())}")
+        dims = list(inp.shape)
+        if input_shape is None:
+            if not all(isinstance(d, int) and d > 0 for d in dims):
+                raise InvalidParameterError(
+                    f"{path}: input {inp.name!r} has symbolic dimensions {dims}; pass --input-shape N,C,H,W"
+                )
+            input_shape = dims
+        input_shape = tuple(int(d) for d in input_shape)
+        if len(input_shape) != len(dims) or any(isinstance(d, int) and d != s for d, s in zip(dims, input_shape)):
+            raise InvalidParameterError(f"{path}: --input-shape {input_shape} does not fit input {inp.name!r} {dims}")
+        session.feed = {inp.name: self.random_input(input_shape)}
+        return session
+
+    def _session(self, path: Path, shape, *, what: str) -> _Session:
         import onnxruntime as ort
 
-        path = space.export_onnx(arch, workdir / "model.onnx", batch_size=self.batch_size)
         opts = ort.SessionOptions()
         if self.threads is not None:
             opts.intra_op_num_threads = self.threads
@@ -91,9 +116,10 @@ class OnnxRuntimeProfiler(LocalProfiler):
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=[self.provider])
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ProfilingError(f"onnxruntime could not load the model of {arch!r}: {exc}") from exc
+            raise ProfilingError(f"onnxruntime could not load the model of {what}: {exc}") from exc
+        if shape is None:
+            return _Session(session, {})
         (inp,) = session.get_inputs()
-        shape = space.input_shape(arch, batch_size=self.batch_size)
         return _Session(session, {inp.name: self.random_input(shape)})
 
     def _run(self, handle: _Session) -> None:

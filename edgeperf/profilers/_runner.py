@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from edgeperf.errors import ArchitectureError, DeviceUnavailableError, EnergyMeterUnavailableError
+from edgeperf.errors import (
+    ArchitectureError,
+    DeviceUnavailableError,
+    EnergyMeterUnavailableError,
+    InvalidParameterError,
+)
 
 __all__ = ["ProfileSummary", "profile_archs", "sample_archs"]
 
@@ -62,8 +67,8 @@ def sample_archs(space, n: int, *, seed: int) -> list[str]:
     from edgeperf import spaces
 
     space = spaces.get(space)
-    if n < 1:
-        raise ArchitectureError(f"expected --samples >= 1, got {n}")
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise InvalidParameterError(f"expected --samples >= 1, got {n!r}")
     if space.size is not None and n > space.size:
         raise ArchitectureError(f"expected at most {space.size} samples: space {space.name!r} has no more archs, got {n}")
     pool = SAMPLE_POOL

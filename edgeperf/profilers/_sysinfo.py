@@ -132,10 +132,10 @@ class LocalProfiler(Profiler):
     runtime_package: str = ""
 
     def __init__(self, *, threads: int | None = DEFAULT_THREADS, **kwargs):
-        from edgeperf.errors import DeviceUnavailableError
+        from edgeperf.errors import DeviceUnavailableError, InvalidParameterError
 
-        if threads is not None and (int(threads) != threads or threads < 1):
-            raise DeviceUnavailableError(f"expected threads >= 1 (or None for the runtime's default), got {threads!r}")
+        if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+            raise InvalidParameterError(f"expected threads >= 1 (or None for the runtime's default), got {threads!r}")
         super().__init__(threads=threads, **kwargs)
         reason = self.availability()
         if reason is not None:

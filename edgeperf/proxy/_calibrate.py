@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from edgeperf.errors import AdaptationError, NotFittedError
+from edgeperf.errors import AdaptationError, InvalidParameterError, NotFittedError
 
 __all__ = ["MonotoneCalibrator", "MIN_ISOTONIC_POINTS"]
 
@@ -49,7 +49,7 @@ class MonotoneCalibrator(RegressorMixin, BaseEstimator):
 
     def fit(self, proxy_ms, target_ms):
         if self.method not in CALIBRATION_METHODS:
-            raise AdaptationError(f"calibration method must be one of {CALIBRATION_METHODS}, got {self.method!r}")
+            raise InvalidParameterError(f"calibration method must be one of {CALIBRATION_METHODS}, got {self.method!r}")
         x = np.asarray(proxy_ms, dtype=float).ravel()
         y = np.asarray(target_ms, dtype=float).ravel()
         if len(x) != len(y):

@@ -41,7 +41,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from edgeperf.errors import AdaptationError, EdgePerfError
+from edgeperf.errors import AdaptationError, EdgePerfError, InvalidParameterError
 from edgeperf.proxy._calibrate import MonotoneCalibrator
 from edgeperf.proxy._sources import _is_table, as_source, canonical_archs, load_any
 from edgeperf.proxy._stats import Agreement, agreement, correlation_interval, interval_width
@@ -318,11 +318,11 @@ def rank(
         Passed to :class:`MonotoneCalibrator`.
     """
     if adapt not in ADAPT_MODES:
-        raise AdaptationError(f"adapt must be one of {ADAPT_MODES}, got {adapt!r}")
+        raise InvalidParameterError(f"adapt must be one of {ADAPT_MODES}, got {adapt!r}")
     if not 0 < confidence < 1:
-        raise AdaptationError(f"expected 0 < confidence < 1, got {confidence!r}")
+        raise InvalidParameterError(f"expected 0 < confidence < 1, got {confidence!r}")
     if method not in ("spearman", "kendall"):
-        raise AdaptationError(f"method must be 'spearman' or 'kendall' (a confidence interval is needed), got {method!r}")
+        raise InvalidParameterError(f"method must be 'spearman' or 'kendall' (a confidence interval is needed), got {method!r}")
     from edgeperf import spaces
 
     loaded = load_any(proxies)
