@@ -30,6 +30,7 @@ __all__ = [
     "profilers",
     "predictors",
     "proxy",
+    "pretrained",
     "JointPredictor",
     "load",
 ]
@@ -43,6 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str):
+    if name == "pretrained":  # ep.pretrained.load("help-nb201"): the shipped predictors
+        return importlib.import_module("edgeperf.predictors.pretrained")
     if name in _SUBMODULES:
         return importlib.import_module(f"edgeperf.{name}")
     if name in _PREDICTOR_NAMES:

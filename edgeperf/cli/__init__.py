@@ -44,6 +44,20 @@ def _register_all() -> None:
 _register_all()
 
 
+def _usage(argv: list[str]) -> str:
+    """Usage line of the (sub)command named in ``argv``, for errors click raises without one."""
+    import typer.main
+
+    cmd, names = typer.main.get_command(app), ["edgeperf"]
+    for word in argv:
+        sub = getattr(cmd, "commands", {}).get(word)
+        if sub is None:
+            break
+        cmd, names = sub, names + [word]
+    ctx = cmd.context_class(cmd, info_name=" ".join(names))
+    return f"{cmd.get_usage(ctx)}\nTry '{' '.join(names)} --help' for help.\n"
+
+
 #: Exit code of every error a user can cause (bad input, bad usage), as click uses for usage errors.
 EXIT_USAGE = 2
 
@@ -72,6 +86,8 @@ def main() -> None:
         typer.secho("interrupted", fg="red", err=True)
         sys.exit(130)
     except typer.TyperException as exc:  # click's UsageError / BadParameter / NoArgsIsHelpError
+        if getattr(exc, "ctx", True) is None:  # raised while parsing, before click knew the command
+            typer.echo(_usage(sys.argv[1:]), err=True)
         show = getattr(exc, "show", None)
         if show is not None:
             show()  # usage, a hint to --help and the one-line message (help text for no arguments)
