@@ -568,11 +568,14 @@ def write(
                         out.write(data)
                 else:
                     raw.write(data)
-    _atomic_write(path, write_to)
+    from edgeperf.datasets._lock import FileLock
 
-    side = sidecar_path(path)
-    if table.devices_info:
-        write_devices_json(table.devices_info, side)
-    elif side.exists():
-        side.unlink()  # it described the file we just replaced
+    check_writable(path)
+    with FileLock(path):  # not while a profiler appends to it (one writer per file)
+        _atomic_write(path, write_to)
+        side = sidecar_path(path)
+        if table.devices_info:
+            write_devices_json(table.devices_info, side)
+        elif side.exists():
+            side.unlink()  # it described the file we just replaced
     return path
