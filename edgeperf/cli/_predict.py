@@ -28,14 +28,9 @@ def _table(data: List[str], metric: str):
 
 def read_archs_file(path: Path) -> list[str]:
     """Architectures of a text file, one per line (blank lines and ``#`` comments skipped)."""
-    from edgeperf.datasets._io import _read_bytes, check_readable
+    from edgeperf import datasets
 
-    check_readable(Path(path))
-    try:
-        text = _read_bytes(Path(path)).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(f"expected a UTF-8 text file with one architecture per line ({exc.reason} at byte "
-                                  f"{exc.start})", path=path) from None
+    text = datasets.read_text(path, what="a UTF-8 text file with one architecture per line")
     archs = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not archs:
         raise DataValidationError("expected at least one architecture, one per line; the file has none", path=path)
@@ -201,7 +196,7 @@ def register(app: typer.Typer) -> None:
         from edgeperf.datasets import read
         from edgeperf.errors import UnknownDeviceError
 
-        check_model_out(out, [measurements] + ([model] if Path(model).exists() else []), force=force)
+        check_model_out(out, [measurements], force=force)  # the model itself may be replaced by its adapted self
         table = read(measurements)
         name = file_device or device
         if name not in table.devices:

@@ -76,8 +76,7 @@ def _profile_onnx_files(prof, files: list[Path], out: Path, input_shape, quiet: 
     import hashlib
 
     from edgeperf._version import __version__
-    from edgeperf.datasets._io import check_writable
-    from edgeperf.datasets._lock import FileLock
+    from edgeperf.datasets import FileLock, check_writable
     from edgeperf.errors import DataValidationError, EdgePerfError, FileAccessError
 
     if out.suffix.lower() != ".csv":

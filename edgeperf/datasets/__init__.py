@@ -22,7 +22,18 @@ from edgeperf.datasets._builtin import (
     reference_archs,
 )
 from edgeperf.datasets._builtin import names as builtin_names
-from edgeperf.datasets._io import open_table, read, read_devices_json, sidecar_path, write, write_devices_json
+from edgeperf.datasets._io import (
+    check_readable,
+    check_writable,
+    open_table,
+    read,
+    read_devices_json,
+    read_text,
+    sidecar_path,
+    write,
+    write_devices_json,
+)
+from edgeperf.datasets._lock import FileLock
 from edgeperf.datasets._records import METRICS, PROVENANCE_FIELDS, DeviceSpec, Measurement
 from edgeperf.datasets._table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, MeasurementTable
 from edgeperf.datasets._validate import validate_tidy_frame
@@ -38,6 +49,10 @@ __all__ = [
     "RowWriter",
     "read",
     "open_table",
+    "read_text",
+    "check_readable",
+    "check_writable",
+    "FileLock",
     "write",
     "read_devices_json",
     "write_devices_json",

@@ -45,7 +45,7 @@ from edgeperf.datasets._validate import (
 )
 from edgeperf.errors import DataValidationError, EdgePerfError, FileAccessError, InvalidParameterError, UnknownDeviceError
 
-__all__ = ["read", "write", "open_table", "sidecar_path", "read_devices_json", "write_devices_json", "LAYOUTS", "FORMATS"]
+__all__ = ["read", "write", "open_table", "read_text", "check_readable", "check_writable", "sidecar_path", "read_devices_json", "write_devices_json", "LAYOUTS", "FORMATS"]
 
 #: File name endings this module reads and writes, and the format each means.
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
@@ -138,7 +138,7 @@ def write_devices_json(devices: dict[str, DeviceSpec], path: str | os.PathLike) 
 
 # ---- reading -------------------------------------------------------------------------------
 def check_readable(path: Path) -> None:
-    """A clear error unless ``path`` is an existing regular file (not a folder, a /proc entry)."""
+    """A clear error unless ``path`` is an existing regular file (not a folder, a device)."""
     if path.is_dir():
         raise DataValidationError("is a directory; expected a measurement file", path=path)
     if not path.exists():
@@ -164,6 +164,18 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise FileAccessError(path, "read", exc) from None
+
+
+def read_text(path: str | os.PathLike, *, what: str = "a UTF-8 text file") -> str:
+    """The text of a small input file (an architecture list), with clear errors for a missing
+    file, a folder, unreadable bytes or text that is not UTF-8."""
+    path = Path(path)
+    check_readable(path)
+    try:
+        return _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"expected {what}, got bytes that are not UTF-8 ({exc.reason} at byte "
+                                  f"{exc.start})", path=path) from None
 
 
 def _csv_header(path: Path, fmt: str) -> list[str]:
@@ -216,11 +228,7 @@ def _checked_rows_frame(path: Path, header: list[str]) -> pd.DataFrame:
     """
     from edgeperf.datasets._rowwriter import verify_rows
 
-    text = _read_bytes(path)
-    try:
-        rows, torn = verify_rows(text, path=path)
-    except UnicodeDecodeError as exc:
-        raise DataValidationError(f"cannot read the file as UTF-8 CSV: {exc}", path=path) from None
+    rows, torn = verify_rows(_read_bytes(path), path=path)
     if torn:
         warnings.warn(
             f"file {path}: the last row is torn (a crash mid-write, {torn} bytes); left out. The next "

@@ -53,6 +53,14 @@ def _line_ok(line: bytes) -> bool:
     return cut > 0 and line[cut:] == b"%08x" % zlib.crc32(line[:cut])
 
 
+def _text(line: bytes, path, row: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"expected UTF-8 text, got bytes that are not ({exc.reason} at byte {exc.start})",
+                                  path=path, row=row) from None
+
+
 def verify_rows(data: bytes, *, path=None) -> tuple[list[list[str]], int]:
     """``(data rows, torn bytes)`` of a RowWriter file's bytes, every row's check verified.
 
@@ -69,7 +77,7 @@ def verify_rows(data: bytes, *, path=None) -> tuple[list[list[str]], int]:
         lines.append(tail)
     if not lines:
         return [], torn
-    header = next(csv.reader([lines[0].decode("utf-8")]))
+    header = next(csv.reader([_text(lines[0], path, 0)]))
     if tuple(header) != _HEADER:
         raise DataValidationError(
             f"expected the header {','.join(_HEADER)!r} of an edgeperf profiling file, got {','.join(header)!r}; "
@@ -85,7 +93,7 @@ def verify_rows(data: bytes, *, path=None) -> tuple[list[list[str]], int]:
                 "(only the last row of a file can be torn by a crash)",
                 path=path, row=number, field=ROW_CHECK_COLUMN,
             )
-        row = next(csv.reader([line.decode("utf-8")]))
+        row = next(csv.reader([_text(line, path, number)]))
         if len(row) != len(_HEADER):
             raise DataValidationError(
                 f"expected {len(_HEADER)} fields, got {len(row)}", path=path, row=number
@@ -125,7 +133,7 @@ class RowWriter:
             raise DataValidationError(
                 f"expected a .csv file to append measurements to, got {self.path.name!r}", path=self.path
             )
-        from edgeperf.datasets._io import check_writable
+        from edgeperf.datasets._io import check_writable  # same package
         from edgeperf.datasets._lock import FileLock
 
         check_writable(self.path)
