@@ -427,3 +427,18 @@ def test_public_names_and_lazy_energy():
     assert issubclass(ep.errors.NotFittedError, sklearn.exceptions.NotFittedError)
     assert issubclass(ep.errors.NotFittedError, EdgePerfError)
     assert "*.orig" in (ROOT / ".gitignore").read_text().split()
+
+
+@pytest.mark.slow
+def test_train_encoding_graph_then_predict_an_onnx_file(tmp_path):
+    table = datasets.load("help-nb201").select(devices=["gold_6240"], archs=set(NB.sample(16, seed=6)))
+    data = datasets.write(table, tmp_path / "g.csv")
+    model = tmp_path / "g.edgeperf"
+    res = CliRunner().invoke(app, ["train", str(data), "--out", str(model), "--model", "per-device",
+                                   "--encoding", "graph", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "graph encoding" in res.output
+    onnx = NB.export_onnx(ARCHS[0], tmp_path / "mine.onnx")
+    res = CliRunner().invoke(app, ["predict", str(model), "--device", "gold_6240", "--onnx", str(onnx), "-q"])
+    assert res.exit_code == 0, res.output
+    assert float(res.output.splitlines()[-1].split("\t")[0]) > 0
