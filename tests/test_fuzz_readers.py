@@ -6,7 +6,6 @@ import gzip
 import json
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
