@@ -20,6 +20,7 @@ __all__ = [
     "EnergyMeterUnavailableError",
     "AdaptationError",
     "InvalidParameterError",
+    "FarmError",
 ]
 
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
@@ -108,3 +109,7 @@ class AdaptationError(EdgePerfError, ValueError):
 
 class InvalidParameterError(EdgePerfError, ValueError):
     """A setting (protocol, predictor or CLI option) is outside its valid range."""
+
+
+class FarmError(EdgePerfError, RuntimeError):
+    """A device farm cannot run: no scheduler, no device, or a device claimed by two workers."""
