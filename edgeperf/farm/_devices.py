@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from edgeperf.errors import FarmError, UnknownNameError
+from edgeperf.errors import FarmError, InvalidParameterError, UnknownNameError
 
 __all__ = ["FarmDevice", "discover_devices", "make_profiler", "PHONE_PREFIX", "CPU_PREFIX"]
 
@@ -156,4 +156,11 @@ def make_profiler(device: FarmDevice, *, protocol=None):
     from edgeperf import profilers
 
     cls = profilers.get(device.profiler)
-    return cls(name=device.name, protocol=protocol, **dict(device.options))
+    options = dict(device.options)
+    for key in _COMMON_OPTIONS:  # from a command line these are strings; every profiler wants ints
+        if isinstance(options.get(key), str):
+            try:
+                options[key] = int(options[key]) if options[key] else None
+            except ValueError:
+                raise InvalidParameterError(f"expected an integer {key}, got {options[key]!r}") from None
+    return cls(name=device.name, protocol=protocol, **options)

@@ -137,6 +137,7 @@ def connect(
         processes=processes,
         resources=resources,
         dashboard_address=None,
+        silence_logs=logging.CRITICAL,  # a failed task is reported in the summary, not as a traceback
     ) as cluster, Client(cluster) as c:
         c.register_plugin(FarmPlugin(devices))
         yield c
@@ -299,7 +300,11 @@ def profile(
                 s = ProfileSummary(out_path=path, device=device.name, requested=len(mine), skipped=len(mine) - len(todo))
                 runs[device.name] = _DeviceRun(device=device, writer=writer, summary=s, done=done, todo=todo)
             if not runs:
-                raise FarmError("no device to profile: the cluster has none that matches (see `edgeperf farm devices`)")
+                why = "".join(f"\n  {r}: {m.splitlines()[0]}" for r, m in sorted(summary.unreachable.items()))
+                raise FarmError(
+                    "no device to profile: " + (f"none could be described:{why}" if why else
+                                                "the cluster has none that matches (see `edgeperf farm devices`)")
+                )
             for name, run in runs.items():
                 for i in range(0, len(run.todo), batch_archs):
                     batch = run.todo[i : i + batch_archs]
@@ -338,7 +343,8 @@ def _describe_all(client, devices, summary, token, timeout_s):
         client.submit(describe_device, d, resources=d.resources, pure=False, key=f"edgeperf-describe-{token}-{d.resource}"): d
         for d in devices
     }
-    wait(list(futs), timeout=timeout_s, return_when="ALL_COMPLETED") if futs else None
+    with contextlib.suppress(TimeoutError):  # a device nobody described in time is reported below
+        wait(list(futs), timeout=timeout_s)
     named = []
     for fut, d in futs.items():
         if fut.status == "finished":
@@ -362,8 +368,11 @@ def _wait_all(client, runs, futures, bar, space_name, lost_timeout_s) -> None:
 
     pending = set(futures)
     while pending:
-        done, pending = wait(list(pending), timeout=_POLL_S, return_when="FIRST_COMPLETED")
-        pending = set(pending)
+        try:
+            done, not_done = wait(list(pending), timeout=_POLL_S, return_when="FIRST_COMPLETED")
+        except TimeoutError:  # nothing finished within the poll: check for lost devices
+            done, not_done = set(), pending
+        pending = set(not_done)
         for fut in done:
             name, batch = futures[fut]
             run = runs[name]
