@@ -321,7 +321,7 @@ def profile(
                 for name, run in runs.items():
                     run.bar_task = bar.add_task(name, total=len(run.todo), status="")
                 try:
-                    _wait_all(c, runs, futures, bar, space.name, lost_device_timeout_s)
+                    _wait_all(c, runs, futures, bar, lost_device_timeout_s)
                 except KeyboardInterrupt:
                     c.cancel(list(futures))
                     for run in runs.values():
@@ -362,23 +362,25 @@ def _select_named(named, wanted):
     return [(d, s) for d, s in named if d.resource in chosen]
 
 
-def _wait_all(client, runs, futures, bar, space_name, lost_timeout_s) -> None:
+def _wait_all(client, runs, futures, bar, lost_timeout_s) -> None:
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
-    pending = set(futures)
-    while pending:
+    while True:
+        # The devices' own sets: a stopped device's cancelled batches are no longer waited for.
+        pending = set().union(*(run.pending for run in runs.values()))
+        if not pending:
+            return
         try:
-            done, not_done = wait(list(pending), timeout=_POLL_S, return_when="FIRST_COMPLETED")
+            done, _ = wait(list(pending), timeout=_POLL_S, return_when="FIRST_COMPLETED")
         except TimeoutError:  # nothing finished within the poll: check for lost devices
-            done, not_done = set(), pending
-        pending = set(not_done)
+            done = set()
         for fut in done:
             name, batch = futures[fut]
             run = runs[name]
             run.pending.discard(fut)
             if fut.status == "finished":
-                _write(run, fut.result(), space_name)
+                _write(client, run, fut.result())
             elif fut.status == "error":
                 exc = fut.exception()
                 why = (
@@ -388,10 +390,10 @@ def _wait_all(client, runs, futures, bar, space_name, lost_timeout_s) -> None:
                 for arch in batch:
                     run.summary.failed.setdefault(arch, why)
             bar.update(run.bar_task, completed=run.summary.measured + len(run.summary.failed), status=_status(run))
-        _give_up_lost(client, runs, futures, pending, lost_timeout_s, bar)
+        _give_up_lost(client, runs, futures, lost_timeout_s, bar)
 
 
-def _write(run: _DeviceRun, result, space_name: str) -> None:
+def _write(client, run: _DeviceRun, result) -> None:
     new = [r for r in result.rows if (r.space, r.arch, r.device, r.metric) not in run.done]
     run.summary.rows_written += run.writer.append(new)
     run.done.update((r.space, r.arch, r.device, r.metric) for r in new)
@@ -399,8 +401,7 @@ def _write(run: _DeviceRun, result, space_name: str) -> None:
     run.summary.failed.update(result.failed)
     if result.stopped and not run.summary.stopped:
         run.summary.stopped = result.stopped
-        for other in list(run.pending):
-            other.cancel()
+        client.cancel(list(run.pending))  # the device is gone: its later batches too
         run.pending.clear()
 
 
@@ -412,7 +413,7 @@ def _status(run: _DeviceRun) -> str:
     return "" if run.pending else "[green]done"
 
 
-def _give_up_lost(client, runs, futures, pending, timeout_s, bar) -> None:
+def _give_up_lost(client, runs, futures, timeout_s, bar) -> None:
     waiting = [r for r in runs.values() if r.pending]
     if not waiting:
         return
@@ -429,9 +430,7 @@ def _give_up_lost(client, runs, futures, pending, timeout_s, bar) -> None:
                 f"no worker in the cluster has held {run.device.resource} for {timeout_s:.0f} s (its worker died "
                 f"or left); {left} archs not measured; restart that worker and re-run to resume"
             )
-            for fut in list(run.pending):
-                fut.cancel()
-                pending.discard(fut)
+            client.cancel(list(run.pending))
             run.pending.clear()
             bar.update(run.bar_task, status=_status(run))
 

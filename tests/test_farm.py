@@ -1,0 +1,149 @@
+"""Device farm on Dask (LocalCluster, no network) with a farm of fake phones speaking adb."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from farm_helpers import SPACE, expected_ms, make_farm, overlaps, phone_options  # noqa: E402
+
+from edgeperf import farm  # noqa: E402
+from edgeperf.datasets import read  # noqa: E402
+from edgeperf.errors import FarmError  # noqa: E402
+from edgeperf.profilers import MeasurementProtocol, sample_archs  # noqa: E402
+
+SERIALS = ["FARM0001", "FARM0002", "FARM0003"]
+PROTOCOL = MeasurementProtocol(warmup=3, repeats=20, max_rounds=1)
+N_ARCHS = 10
+
+
+@pytest.fixture
+def archs():
+    return sample_archs(SPACE, N_ARCHS, seed=0)
+
+
+@pytest.fixture
+def phones(tmp_path, monkeypatch):
+    return make_farm(tmp_path, monkeypatch, SERIALS)
+
+
+@pytest.fixture
+def options(tmp_path, archs):
+    return phone_options(tmp_path, archs)
+
+
+def _rows_per_device(out_dir) -> dict[str, collections.Counter]:
+    counts = {}
+    for path in sorted(out_dir.glob("*.csv")):
+        frame = read(path).frame
+        assert set(frame["device"]) == {path.stem}  # one file per device, nothing else in it
+        counts[path.stem] = collections.Counter(zip(frame["arch"], frame["metric"]))
+    return counts
+
+
+def _assert_every_row_once(out_dir, archs, n_devices):
+    counts = _rows_per_device(out_dir)
+    assert len(counts) == n_devices
+    for device, c in counts.items():
+        assert set(c) == {(a, "latency_ms") for a in archs}, device
+        assert max(c.values()) == 1, f"{device} has a row twice: {c.most_common(1)}"
+
+
+def _assert_no_device_ran_two_at_once(phones):
+    for serial in phones.serials:
+        intervals = [(r["start"], r["end"]) for r in phones.runs(serial) if "end" in r]
+        assert intervals, serial
+        assert overlaps(intervals) == [], f"{serial} ran two benchmarks at once"
+
+
+def test_embedded_cluster_profiles_every_phone_once(phones, options, archs, tmp_path):
+    out = tmp_path / "farm"
+    summary = farm.profile(SPACE, out=out, archs=archs, options=options, protocol=PROTOCOL, batch_archs=3,
+                           progress=False)
+    assert summary.complete, summary.report()
+    assert summary.batches == len(SERIALS) * 4  # ceil(10 / 3) batches per phone
+    _assert_every_row_once(out, archs, len(SERIALS))
+    _assert_no_device_ran_two_at_once(phones)
+    for serial in SERIALS:  # each phone's rows went to its own file, under a name with its serial
+        name = f"google-pixel-6-tflite-cpu-b1-{serial.lower()}"
+        table = read(out / f"{name}.csv")
+        assert table.frame["value"].to_numpy() == pytest.approx(expected_ms(phones, serial), rel=1e-3)
+        spec = table.device_spec(name)
+        assert spec.extra["farm_resource"] == f"phone-{serial}" and spec.kind == "phone"
+    # the phones worked at the same time (the farm is parallel), yet each one serially
+    spans = [(min(r["start"] for r in phones.runs(s)), max(r["end"] for r in phones.runs(s))) for s in SERIALS]
+    assert overlaps(spans), "expected the phones' runs to overlap in time"
+    again = farm.profile(SPACE, out=out, archs=archs, options=options, protocol=PROTOCOL, progress=False)
+    assert again.batches == 0 and all(s.skipped == N_ARCHS for s in again.devices.values())
+    _assert_every_row_once(out, archs, len(SERIALS))
+
+
+def test_plugin_discovers_phones_and_unplugged_phone_resumes(phones, options, archs, tmp_path):
+    from distributed import Client, LocalCluster
+
+    out = tmp_path / "farm"
+    phones.configure("FARM0002", unplug_after_runs=4)
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.register_plugin(farm.FarmPlugin(options={"android": options}))  # discovers on the worker
+        assert sorted(d.resource for d in farm.cluster_devices(client)) == [f"phone-{s}" for s in SERIALS]
+        first = farm.profile(SPACE, out=out, archs=archs, client=client, protocol=PROTOCOL, batch_archs=3,
+                             progress=False)
+        unplugged = first.devices["google-pixel-6-tflite-cpu-b1-farm0002"]
+        assert unplugged.stopped and "not found" in unplugged.stopped
+        assert unplugged.measured == 4 and unplugged.rows_in_file == 4
+        assert not first.complete and any(line.startswith("stopped: ") for line in first.report())
+        others = [s for n, s in first.devices.items() if n != unplugged.device]
+        assert all(s.complete and s.measured == N_ARCHS for s in others)
+        phones.replug("FARM0002")
+        second = farm.profile(SPACE, out=out, archs=archs, client=client, protocol=PROTOCOL, batch_archs=3,
+                              progress=False)
+    assert second.complete, second.report()
+    resumed = second.devices[unplugged.device]
+    assert resumed.skipped == 4 and resumed.measured == N_ARCHS - 4
+    _assert_every_row_once(out, archs, len(SERIALS))
+    _assert_no_device_ran_two_at_once(phones)
+
+
+def test_per_device_archs_and_device_filter(phones, options, archs, tmp_path):
+    out = tmp_path / "farm"
+    plan = {"FARM0001": archs[:2], "phone-FARM0003": archs[2:5]}
+    summary = farm.profile(SPACE, out=out, archs=plan, options=options, protocol=PROTOCOL, progress=False)
+    got = {n: s.measured for n, s in summary.devices.items()}
+    assert got == {"google-pixel-6-tflite-cpu-b1-farm0001": 2, "google-pixel-6-tflite-cpu-b1-farm0003": 3}
+    with pytest.raises(FarmError, match="NOSUCHPHONE"):
+        farm.profile(SPACE, out=out, archs=archs, devices=["NOSUCHPHONE"], options=options, progress=False)
+
+
+def test_failing_arch_is_reported_and_the_rest_lands(phones, options, archs, tmp_path):
+    mapping = json.loads((tmp_path / "models.json").read_text())
+    missing = mapping.pop(archs[1])
+    (tmp_path / "models.json").write_text(json.dumps({**mapping, archs[1]: missing + ".gone"}))
+    summary = farm.profile(SPACE, out=tmp_path / "farm", archs=archs[:3], options=options, protocol=PROTOCOL,
+                           devices=["FARM0001"], progress=False)
+    (s,) = summary.devices.values()
+    assert list(s.failed) == [archs[1]] and "not a file" in s.failed[archs[1]]
+    assert s.measured == 2 and not summary.complete
+    assert any(line.startswith(f"failed: {s.device}: {archs[1]}") for line in summary.report())
+
+
+def test_no_device_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADB", str(tmp_path / "no-adb-here"))
+    with pytest.raises(FarmError, match="no device on this machine"):
+        farm.profile(SPACE, out=tmp_path / "farm", samples=2, adb=True, progress=False)
+
+
+def test_device_names_and_resources():
+    phone = farm.phone_device("192.168.1.7:5555", options={"runner": "/x/benchmark_model"}, host="h1")
+    assert phone.resources == {"phone-192.168.1.7:5555": 1} and phone.name_suffix == "192.168.1.7:5555"
+    ort = farm.runtime_device("onnxruntime", options={"threads": "2"}, host="h1")
+    # two local runtimes of one host share its cores: both also need cpu-h1
+    assert ort.resources == {"onnxruntime-t2-h1": 1, "cpu-h1": 1}
+    from edgeperf.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="no_such_option"):
+        farm.runtime_device("onnxruntime", options={"no_such_option": 1})
