@@ -19,6 +19,8 @@ distributed vs single-process ``JointPredictor.fit`` on a synthetic 100-device t
    fresh subprocess; peak memory is sampled (psutil, every 0.1 s) over the subprocess and all its
    children: ``peak_total_mb`` (sum over processes) and ``peak_largest_mb`` (the largest one: what
    one machine of the cluster must hold).
+4. ``writer``: the client's RowWriter: rows/s with one fsync per row, bytes per row of an FBNet
+   file, and the memory of the resume keys held per device file (for docs/SCALING.md).
 
     OMP_NUM_THREADS=1 python benchmarks/farm.py                       # everything (about 15 min here)
     python benchmarks/farm.py --parts throughput --devices 1 2 4      # a quick look
@@ -257,6 +259,45 @@ def run_fit(mode: str, folder: Path, trees: int, workers: int) -> dict:
     return res
 
 
+# ---- 4. the client's writer ---------------------------------------------------------------------
+def writer(n_rows: int, space: str = "fbnet") -> dict:
+    """RowWriter rows/s (one fsync per row, what the farm client does per measurement), the file's
+    bytes per row, and the memory of the resume-key set a client holds per device file."""
+    import tracemalloc
+
+    from edgeperf.datasets import Measurement, RowWriter
+    from edgeperf.profilers import sample_archs
+
+    archs = sample_archs(space, n_rows, seed=0)
+    rows = [Measurement(space=space, arch=a, device="google-pixel-6-tflite-cpu-b1-fa6ab0301234", metric="latency_ms",
+                        value=10.0 + i * 1e-3, runtime="benchmark_model", batch_size=1, threads=4, runs=50, std=0.1,
+                        p10=9.9, p90=10.2, cv=0.01, timestamp="2026-12-01T00:00:00+00:00", edgeperf_version="0.1.0")
+            for i, a in enumerate(archs)]
+    with tempfile.TemporaryDirectory(prefix="edgeperf-writer-bench-") as tmp:
+        path = Path(tmp) / "device.csv"
+        with RowWriter(path) as w:
+            t0 = time.perf_counter()
+            for r in rows:
+                w.append(r)
+            append_s = time.perf_counter() - t0
+        size = path.stat().st_size
+        from edgeperf.datasets import read, write
+
+        write(read(path), Path(tmp) / "device.parquet")  # the same rows as Parquet (tidy)
+        parquet_size = (Path(tmp) / "device.parquet").stat().st_size
+        t0 = time.perf_counter()
+        with RowWriter(path) as w:  # a resumed run re-reads the file and rebuilds its keys
+            open_s = time.perf_counter() - t0
+        tracemalloc.start()  # separately: tracemalloc slows every allocation down
+        with RowWriter(path) as w:
+            keys_mb = tracemalloc.get_traced_memory()[0] / MB
+            assert len(w) == n_rows
+        tracemalloc.stop()
+    return {"space": space, "rows": n_rows, "rows_per_s": n_rows / append_s, "bytes_per_row": size / n_rows,
+            "parquet_bytes_per_row": parquet_size / n_rows,
+            "reopen_s": open_s, "resume_keys_mb": keys_mb, "resume_keys_bytes_per_row": keys_mb * MB / n_rows}
+
+
 # ---- driver -------------------------------------------------------------------------------------
 def _table(rows, cols) -> str:
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
@@ -274,7 +315,7 @@ def main():
         print(json.dumps(fit_worker(mode, folder, int(trees), int(workers))))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["throughput", "overhead", "fit"])
+    ap.add_argument("--parts", nargs="+", default=["throughput", "overhead", "fit", "writer"])
     ap.add_argument("--devices", nargs="+", type=int, default=[1, 2, 4, 8, 16])
     ap.add_argument("--archs", type=int, default=6, help="archs per phone in the throughput runs")
     ap.add_argument("--run-s", type=float, default=2.0, help="seconds one arch takes on a fake phone")
@@ -283,6 +324,7 @@ def main():
     ap.add_argument("--fit-devices", type=int, default=100)
     ap.add_argument("--trees", type=int, default=100, help="boosting rounds of both fits (the default model has 800)")
     ap.add_argument("--fit-workers", type=int, default=2)
+    ap.add_argument("--writer-rows", type=int, default=20000)
     ap.add_argument("--out", type=Path, default=RESULTS / "farm.json")
     args = ap.parse_args()
     result = {"config": vars(args) | {"out": str(args.out)}, "cpu_count": os.cpu_count()}
@@ -314,6 +356,11 @@ def main():
         print(f"\nfit on {info['devices']} devices x {info['archs']} archs = {info['rows']} rows, {args.trees} trees:")
         print(_table([_fmt(r) for r in rows], ["mode", "workers", "setup_s", "fit_s", "total_s", "peak_total_mb",
                                                "peak_largest_mb"]))
+    if "writer" in args.parts:
+        row = writer(args.writer_rows)
+        result["writer"] = row
+        print("\nclient writer (RowWriter, fsync per row):")
+        print(_table([_fmt(row)], list(row)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"\nwrote {args.out}")

@@ -89,7 +89,7 @@ def test_plugin_discovers_phones_and_unplugged_phone_resumes(phones, options, ar
     phones.configure("FARM0002", unplug_after_runs=4)
     with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        client.register_plugin(farm.FarmPlugin(options={"android": options}))  # discovers on the worker
+        client.register_plugin(farm.FarmPlugin(options=options))  # discovers on the worker
         assert sorted(d.resource for d in farm.cluster_devices(client)) == [f"phone-{s}" for s in SERIALS]
         first = farm.profile(SPACE, out=out, archs=archs, client=client, protocol=PROTOCOL, batch_archs=3,
                              progress=False)
@@ -147,3 +147,36 @@ def test_device_names_and_resources():
 
     with pytest.raises(UnknownNameError, match="no_such_option"):
         farm.runtime_device("onnxruntime", options={"no_such_option": 1})
+
+
+def test_device_whose_worker_left_is_given_up_then_resumed(phones, options, archs, tmp_path):
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    out = tmp_path / "farm"
+    devices = [farm.phone_device(s, options=options) for s in SERIALS]
+    resources = {r: 1 for d in devices for r in d.resources}
+    result = {}
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, resources=resources,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.register_plugin(farm.FarmPlugin(devices))
+        run = threading.Thread(target=lambda: result.update(summary=farm.profile(
+            SPACE, out=out, archs=archs, client=client, protocol=PROTOCOL, batch_archs=1,
+            lost_device_timeout_s=1.0, progress=False)))
+        run.start()
+        for _ in range(600):  # bounded wait for the first measurements (not a timing)
+            if phones.finished_runs() >= 2:
+                break
+            run.join(timeout=0.2)
+        cluster.scale(0)  # the only worker leaves: no one holds the phones any more
+        run.join(timeout=180)
+        assert not run.is_alive()
+    summary = result["summary"]
+    assert not summary.complete
+    for s in summary.devices.values():
+        assert s.stopped and "no worker in the cluster has held" in s.stopped and "re-run" in s.stopped
+        assert s.rows_in_file == s.measured < N_ARCHS
+    again = farm.profile(SPACE, out=out, archs=archs, options=options, protocol=PROTOCOL, progress=False)
+    assert again.complete, again.report()
+    _assert_every_row_once(out, archs, len(SERIALS))

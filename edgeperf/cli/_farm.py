@@ -104,12 +104,7 @@ def worker(
     from edgeperf import farm
     from edgeperf.errors import FarmError
 
-    opts = _options(option)
-    by_kind = {k: opts for k in ("android", *runtime)}
-    from edgeperf.farm._devices import accepted_options
-
-    by_kind = {k: {o: v for o, v in opts.items() if o in accepted_options(k)} for k in by_kind}
-    devices = farm.discover_devices(runtimes=runtime, adb=adb, serials=serial or None, options=by_kind)
+    devices = farm.discover_devices(runtimes=runtime, adb=adb, serials=serial or None, options=_options(option))
     if not devices:
         raise FarmError("no device to serve: no phone in `adb devices -l` and no --runtime given")
     for d in devices:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from edgeperf.errors import FarmError, InvalidParameterError, UnknownNameError
 
-__all__ = ["FarmDevice", "discover_devices", "make_profiler", "PHONE_PREFIX", "CPU_PREFIX"]
+__all__ = ["FarmDevice", "discover_devices", "make_profiler", "options_for", "PHONE_PREFIX", "CPU_PREFIX"]
 
 #: Resource prefix of a phone: ``phone-SERIAL`` (what ``dask worker --resources`` is given).
 PHONE_PREFIX = "phone-"
@@ -58,9 +58,7 @@ class FarmDevice:
 
     def with_options(self, overrides: Mapping[str, Any]) -> "FarmDevice":
         """A copy with ``overrides`` merged into the options (only keys this profiler takes)."""
-        allowed = accepted_options(self.profiler)
-        mine = {k: v for k, v in overrides.items() if k in allowed}
-        return dataclasses.replace(self, options={**self.options, **mine})
+        return dataclasses.replace(self, options={**self.options, **options_for(self.profiler, overrides)})
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "options": dict(self.options), "extra_resources": list(self.extra_resources)}
@@ -70,6 +68,12 @@ def accepted_options(kind: str) -> set[str]:
     from edgeperf import profilers
 
     return set(profilers.get(kind).options) | set(_COMMON_OPTIONS)
+
+
+def options_for(kind: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The part of flat ``options`` (``{"runner": .., "threads": ..}``) that profiler ``kind`` takes."""
+    allowed = accepted_options(kind)
+    return {k: v for k, v in (options or {}).items() if k in allowed}
 
 
 def _check_options(kind: str, options: Mapping[str, Any]) -> None:
@@ -111,19 +115,19 @@ def discover_devices(
     runtimes: Iterable[str] = (),
     adb: bool = True,
     serials: Iterable[str] | None = None,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
+    options: Mapping[str, Any] | None = None,
     adb_path: str | None = None,
 ) -> list[FarmDevice]:
     """The devices this host can reach: every phone ``adb devices -l`` lists as ``device`` (or just
     ``serials``) and each available local runtime of ``runtimes``.
 
-    ``options`` maps a profiler kind to its constructor options (e.g. ``{"android": {"runner":
-    "/opt/benchmark_model"}}``). A runtime that is not usable here raises :class:`FarmError`
-    saying why; no phone attached is not an error (a host may serve only runtimes).
+    ``options`` are constructor options, each given to the profilers that take it (e.g.
+    ``{"runner": "/opt/benchmark_model", "threads": 1}``). A runtime that is not usable here
+    raises :class:`FarmError` saying why; no phone attached is not an error (a host may serve only
+    runtimes).
     """
     from edgeperf import profilers
 
-    options = dict(options or {})
     host = socket.gethostname()
     found: list[FarmDevice] = []
     for kind in runtimes:
@@ -131,7 +135,7 @@ def discover_devices(
         reason = cls.availability()
         if reason is not None:
             raise FarmError(f"runtime {kind!r} cannot run on {host}: {reason}")
-        found.append(runtime_device(kind, options=options.get(kind), host=host))
+        found.append(runtime_device(kind, options=options_for(kind, options), host=host))
     if adb:
         android = profilers.get("android")
         wanted = set(serials) if serials is not None else None
@@ -144,7 +148,7 @@ def discover_devices(
                 f"expected phones {sorted(wanted - set(attached))} in `adb devices -l` on {host}, found "
                 f"{attached or 'none'}; check the cable, `adb devices` and the USB-debugging prompt"
             )
-        android_opts = dict(options.get("android") or {})
+        android_opts = options_for("android", options)
         for serial in attached:
             if wanted is None or serial in wanted:
                 found.append(phone_device(serial, options=android_opts, host=host))

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from edgeperf.errors import ArchitectureError, FarmError
-from edgeperf.farm._devices import FarmDevice, discover_devices, phone_device, PHONE_PREFIX
+from edgeperf.errors import ArchitectureError, FarmError, InvalidParameterError
+from edgeperf.farm._devices import PHONE_PREFIX, FarmDevice, discover_devices, options_for, phone_device
 from edgeperf.farm._tasks import EVENT_TOPIC, describe_device, run_batch
 from edgeperf.farm._worker import FarmPlugin, worker_devices
 from edgeperf.profilers import ProfileSummary, sample_archs
@@ -44,6 +44,9 @@ DEFAULT_RETRIES = 2
 DEFAULT_LOST_DEVICE_TIMEOUT_S = 120.0
 #: Seconds to wait for the scheduler when connecting.
 CONNECT_TIMEOUT_S = 15.0
+#: Batches submitted per device at a time (topped up as they finish): the device never waits for
+#: the scheduler, and the scheduler holds a few tasks per device, not a whole campaign's.
+DEFAULT_WINDOW = 3
 #: How often the client wakes up to check for lost devices while waiting for batches.
 _POLL_S = 1.0
 
@@ -124,7 +127,7 @@ def connect(
         with c:
             yield c
         return
-    devices = discover_devices(runtimes=runtimes, adb=adb, options=_options_by_kind(options, runtimes))
+    devices = discover_devices(runtimes=runtimes, adb=adb, options=options)
     if not devices:
         raise FarmError(
             "no device on this machine: no phone in `adb devices -l` and no --runtime given; attach a phone "
@@ -141,13 +144,6 @@ def connect(
     ) as cluster, Client(cluster) as c:
         c.register_plugin(FarmPlugin(devices))
         yield c
-
-
-def _options_by_kind(options: Mapping[str, Any] | None, runtimes: Iterable[str]) -> dict[str, dict]:
-    from edgeperf.farm._devices import accepted_options
-
-    flat = dict(options or {})
-    return {k: {o: v for o, v in flat.items() if o in accepted_options(k)} for k in ("android", *runtimes)}
 
 
 def cluster_devices(client, *, options: Mapping[str, Any] | None = None) -> list[FarmDevice]:
@@ -170,15 +166,9 @@ def cluster_devices(client, *, options: Mapping[str, Any] | None = None) -> list
         for resource in winfo.get("resources", {}):
             if resource.startswith(PHONE_PREFIX) and resource not in owner:
                 owner[resource] = addr
-                devices.append(phone_device(resource[len(PHONE_PREFIX):], options=_android_options(options)))
+                devices.append(phone_device(resource[len(PHONE_PREFIX):], options=options_for("android", options)))
     overrides = dict(options or {})
     return [d.with_options(overrides) for d in devices]
-
-
-def _android_options(options):
-    from edgeperf.farm._devices import accepted_options
-
-    return {k: v for k, v in (options or {}).items() if k in accepted_options("android")}
 
 
 def _present_resources(client) -> set[str]:
@@ -195,6 +185,8 @@ class _DeviceRun:
     done: set
     todo: list[str]
     pending: set = field(default_factory=set)
+    queue: list = field(default_factory=list)  # batches not submitted yet, in order
+    submitted: int = 0
     lost_since: float | None = None
     bar_task: Any = None
 
@@ -255,6 +247,7 @@ def profile(
     batch_archs: int = DEFAULT_BATCH_ARCHS,
     retries: int = DEFAULT_RETRIES,
     lost_device_timeout_s: float = DEFAULT_LOST_DEVICE_TIMEOUT_S,
+    window: int = DEFAULT_WINDOW,
     progress: bool = True,
 ) -> FarmSummary:
     """Profile architectures of ``space`` on every device of a Dask cluster, one CSV per device in ``out``.
@@ -265,7 +258,9 @@ def profile(
     Cluster: ``client``, else ``scheduler`` (``tcp://host:8786``), else an embedded LocalCluster
     serving this machine's phones and the local ``runtimes``. ``devices`` restricts the run to
     some devices; ``options`` (``{"runner": path, "threads": 1}``) is given to every profiler
-    that takes it. Re-running the same call resumes: rows already in the files are not measured.
+    that takes it. ``batch_archs`` archs go in one task and ``window`` tasks per device are
+    submitted at a time. Re-running the same call resumes: rows already in the files are not
+    measured.
     """
     from edgeperf import spaces
     from edgeperf.datasets import RowWriter
@@ -273,8 +268,8 @@ def profile(
     space = spaces.get(space)
     if (samples is None) == (archs is None):
         raise ArchitectureError("expected exactly one of samples=N or archs=[...]")
-    if batch_archs < 1:
-        raise ArchitectureError(f"expected batch_archs >= 1, got {batch_archs}")
+    if batch_archs < 1 or window < 1:
+        raise InvalidParameterError(f"expected batch_archs >= 1 and window >= 1, got {batch_archs} and {window}")
     shared = sample_archs(space, samples, seed=seed) if samples is not None else archs
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -305,23 +300,28 @@ def profile(
                     "no device to profile: " + (f"none could be described:{why}" if why else
                                                 "the cluster has none that matches (see `edgeperf farm devices`)")
                 )
-            for name, run in runs.items():
-                for i in range(0, len(run.todo), batch_archs):
-                    batch = run.todo[i : i + batch_archs]
+            def submit(run: _DeviceRun) -> None:
+                """Keep ``window`` batches of ``run``'s device submitted."""
+                while run.queue and len(run.pending) < window:
+                    batch = run.queue.pop(0)
                     fut = c.submit(
                         run_batch, run.device, space.name, batch, protocol,
                         resources=run.device.resources, retries=retries, pure=False,
-                        key=f"edgeperf-batch-{token}-{run.device.resource}-{i // batch_archs}",
-                        priority=-(i // batch_archs),
+                        key=f"edgeperf-batch-{token}-{run.device.resource}-{run.submitted}",
                     )
-                    futures[fut] = (name, batch)
+                    run.submitted += 1
+                    futures[fut] = (run.device.name, batch)
                     run.pending.add(fut)
-            summary.batches = len(futures)
+
+            for run in runs.values():
+                run.queue = [run.todo[i : i + batch_archs] for i in range(0, len(run.todo), batch_archs)]
+                summary.batches += len(run.queue)
+                submit(run)
             with _progress(progress) as bar:
                 for name, run in runs.items():
                     run.bar_task = bar.add_task(name, total=len(run.todo), status="")
                 try:
-                    _wait_all(c, runs, futures, bar, lost_device_timeout_s)
+                    _wait_all(c, runs, futures, bar, lost_device_timeout_s, submit)
                 except KeyboardInterrupt:
                     c.cancel(list(futures))
                     for run in runs.values():
@@ -362,7 +362,7 @@ def _select_named(named, wanted):
     return [(d, s) for d, s in named if d.resource in chosen]
 
 
-def _wait_all(client, runs, futures, bar, lost_timeout_s) -> None:
+def _wait_all(client, runs, futures, bar, lost_timeout_s, submit) -> None:
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
@@ -389,6 +389,7 @@ def _wait_all(client, runs, futures, bar, lost_timeout_s) -> None:
                 )
                 for arch in batch:
                     run.summary.failed.setdefault(arch, why)
+            submit(run)
             bar.update(run.bar_task, completed=run.summary.measured + len(run.summary.failed), status=_status(run))
         _give_up_lost(client, runs, futures, lost_timeout_s, bar)
 
@@ -401,8 +402,7 @@ def _write(client, run: _DeviceRun, result) -> None:
     run.summary.failed.update(result.failed)
     if result.stopped and not run.summary.stopped:
         run.summary.stopped = result.stopped
-        client.cancel(list(run.pending))  # the device is gone: its later batches too
-        run.pending.clear()
+        _drop_batches(client, run)  # the device is gone: its later batches too
 
 
 def _status(run: _DeviceRun) -> str:
@@ -410,7 +410,7 @@ def _status(run: _DeviceRun) -> str:
         return "[red]stopped"
     if run.summary.failed:
         return f"[yellow]{len(run.summary.failed)} failed"
-    return "" if run.pending else "[green]done"
+    return "" if run.pending or run.queue else "[green]done"
 
 
 def _give_up_lost(client, runs, futures, timeout_s, bar) -> None:
@@ -425,14 +425,19 @@ def _give_up_lost(client, runs, futures, timeout_s, bar) -> None:
             continue
         run.lost_since = run.lost_since or now
         if now - run.lost_since >= timeout_s:
-            left = sum(len(futures[f][1]) for f in run.pending)
+            left = sum(len(futures[f][1]) for f in run.pending) + sum(len(b) for b in run.queue)
             run.summary.stopped = (
                 f"no worker in the cluster has held {run.device.resource} for {timeout_s:.0f} s (its worker died "
                 f"or left); {left} archs not measured; restart that worker and re-run to resume"
             )
-            client.cancel(list(run.pending))
-            run.pending.clear()
+            _drop_batches(client, run)
             bar.update(run.bar_task, status=_status(run))
+
+
+def _drop_batches(client, run: _DeviceRun) -> None:
+    client.cancel(list(run.pending))
+    run.pending.clear()
+    run.queue.clear()
 
 
 def _reruns(client, token, futures, runs) -> list[str]:

@@ -25,7 +25,8 @@ PLUGIN_NAME = "edgeperf-farm"
 
 class FarmPlugin(WorkerPlugin):
     """Registers devices on a worker: the given ``devices``, or (when None) those this host
-    discovers at setup (phones on adb, the local ``runtimes``), and adds their resources."""
+    discovers at setup (phones on adb, the local ``runtimes``, each given the ``options`` it
+    takes), and adds their resources."""
 
     name = PLUGIN_NAME
 
@@ -35,7 +36,7 @@ class FarmPlugin(WorkerPlugin):
         *,
         runtimes: Iterable[str] = (),
         adb: bool = True,
-        options: Mapping[str, Mapping[str, Any]] | None = None,
+        options: Mapping[str, Any] | None = None,
     ):
         self.devices = list(devices) if devices is not None else None
         self.runtimes = tuple(runtimes)
