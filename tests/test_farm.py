@@ -166,7 +166,7 @@ def test_device_whose_worker_left_is_given_up_then_resumed(phones, options, arch
             lost_device_timeout_s=1.0, progress=False)))
         run.start()
         for _ in range(600):  # bounded wait for the first measurements (not a timing)
-            if phones.finished_runs() >= 2:
+            if phones.finished_runs() >= 2 or not run.is_alive():
                 break
             run.join(timeout=0.2)
         cluster.scale(0)  # the only worker leaves: no one holds the phones any more

@@ -47,6 +47,8 @@ CONNECT_TIMEOUT_S = 15.0
 #: Batches submitted per device at a time (topped up as they finish): the device never waits for
 #: the scheduler, and the scheduler holds a few tasks per device, not a whole campaign's.
 DEFAULT_WINDOW = 3
+#: Seconds the devices' description (a few adb calls or a CPU probe each) may take in all.
+DESCRIBE_TIMEOUT_S = 300.0
 #: How often the client wakes up to check for lost devices while waiting for batches.
 _POLL_S = 1.0
 
@@ -279,7 +281,7 @@ def profile(
 
     with connect(client=client, scheduler=scheduler, runtimes=runtimes, adb=adb, options=options) as c:
         found = cluster_devices(c, options=options)
-        named = _describe_all(c, found, summary, token, lost_device_timeout_s)
+        named = _describe_all(c, found, summary, token, DESCRIBE_TIMEOUT_S)
         runs: dict[str, _DeviceRun] = {}
         futures: dict[Any, tuple[str, list[str]]] = {}
         with contextlib.ExitStack() as stack:
