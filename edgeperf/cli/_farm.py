@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from edgeperf.cli._profile import EXIT_INCOMPLETE, EXIT_INTERRUPTED, _read_archs_file
+from edgeperf.cli._profile import EXIT_INCOMPLETE, EXIT_INTERRUPTED, _parse_options, _read_archs_file
 
 farm_app = typer.Typer(
     help="Device farm on Dask: every device a Dask resource, one task per (device, batch of archs).",
@@ -21,19 +21,9 @@ _RUNTIME_HELP = "Local runtime to serve as a device (onnxruntime, torch, tvm); r
 def _options(pairs: list[str]) -> dict[str, str]:
     """``NAME=VALUE`` pairs; a name no profiler takes is an error (values stay strings)."""
     from edgeperf import profilers
-    from edgeperf.errors import UnknownNameError
 
     known = {"threads", "batch_size"}.union(*(profilers.get(k).options for k in profilers.names()))
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--option")
-        if key not in known:
-            raise UnknownNameError("profiler option", key, known)
-        out[key] = value
-    return out
+    return _parse_options(pairs, dict.fromkeys(known, ""), "any")
 
 
 @farm_app.command("profile")

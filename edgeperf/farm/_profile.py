@@ -29,7 +29,7 @@ from edgeperf.errors import ArchitectureError, FarmError, InvalidParameterError
 from edgeperf.farm._devices import PHONE_PREFIX, FarmDevice, discover_devices, options_for, phone_device
 from edgeperf.farm._tasks import EVENT_TOPIC, describe_device, run_batch
 from edgeperf.farm._worker import FarmPlugin, worker_devices
-from edgeperf.profilers import ProfileSummary, sample_archs
+from edgeperf.profilers import ProfileSummary, progress_bar, sample_archs
 
 __all__ = ["FarmSummary", "profile", "cluster_devices", "connect", "DEFAULT_BATCH_ARCHS"]
 
@@ -216,22 +216,6 @@ def _archs_for(device: FarmDevice, archs) -> list[str] | None:
     return None
 
 
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def profile(
     space,
     *,
@@ -319,9 +303,9 @@ def profile(
                 run.queue = [run.todo[i : i + batch_archs] for i in range(0, len(run.todo), batch_archs)]
                 summary.batches += len(run.queue)
                 submit(run)
-            with _progress(progress) as bar:
+            with progress_bar(progress) as bar:
                 for name, run in runs.items():
-                    run.bar_task = bar.add_task(name, total=len(run.todo), status="")
+                    run.bar_task = bar.add_task(name, total=len(run.todo), last="")
                 try:
                     _wait_all(c, runs, futures, bar, lost_device_timeout_s, submit)
                 except KeyboardInterrupt:
@@ -392,7 +376,7 @@ def _wait_all(client, runs, futures, bar, lost_timeout_s, submit) -> None:
                 for arch in batch:
                     run.summary.failed.setdefault(arch, why)
             submit(run)
-            bar.update(run.bar_task, completed=run.summary.measured + len(run.summary.failed), status=_status(run))
+            bar.update(run.bar_task, completed=run.summary.measured + len(run.summary.failed), last=_status(run))
         _give_up_lost(client, runs, futures, lost_timeout_s, bar)
 
 
@@ -433,7 +417,7 @@ def _give_up_lost(client, runs, futures, timeout_s, bar) -> None:
                 f"or left); {left} archs not measured; restart that worker and re-run to resume"
             )
             _drop_batches(client, run)
-            bar.update(run.bar_task, status=_status(run))
+            bar.update(run.bar_task, last=_status(run))
 
 
 def _drop_batches(client, run: _DeviceRun) -> None:

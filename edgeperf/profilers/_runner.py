@@ -10,7 +10,7 @@ from typing import Iterable
 
 from edgeperf.errors import ArchitectureError, DeviceUnavailableError, EnergyMeterUnavailableError
 
-__all__ = ["ProfileSummary", "profile_archs", "sample_archs"]
+__all__ = ["ProfileSummary", "profile_archs", "progress_bar", "sample_archs"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,10 @@ def _progress(enabled: bool):
         disable=not enabled,
         transient=False,
     )
+
+
+#: The rich progress bar of profiling runs (one row per device; fields ``last``), public for the farm.
+progress_bar = _progress
 
 
 def profile_archs(profiler, space, archs: Iterable[str], out_path, *, progress: bool = True) -> ProfileSummary:
