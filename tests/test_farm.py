@@ -180,3 +180,45 @@ def test_device_whose_worker_left_is_given_up_then_resumed(phones, options, arch
     again = farm.profile(SPACE, out=out, archs=archs, options=options, protocol=PROTOCOL, progress=False)
     assert again.complete, again.report()
     _assert_every_row_once(out, archs, len(SERIALS))
+
+
+def test_cli_embedded_run_and_one_line_errors(phones, options, archs, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "from edgeperf.cli import main; main()", "farm", "profile"]
+    opt_args = [a for k, v in options.items() for a in ("--option", f"{k}={v}")]
+    archs_file = tmp_path / "archs.txt"
+    archs_file.write_text("\n".join(archs[:2]) + "\n")
+    out = tmp_path / "farm"
+    done = subprocess.run(cli + ["--space", SPACE, "--archs", str(archs_file), "--out", str(out), "--device", "FARM0001",
+                                 "--warmup", "3", "--repeats", "20", "--max-rounds", "1", "-q", *opt_args],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "google-pixel-6-tflite-cpu-b1-farm0001: 2 measured" in done.stderr
+    assert [p.name for p in out.glob("*.csv")] == ["google-pixel-6-tflite-cpu-b1-farm0001.csv"]
+    for bad, message in ((["--samples", "2", "--archs", str(archs_file)], "exactly one of"),
+                         (["--samples", "2", "--option", "no_such=1"], "no_such")):
+        err = subprocess.run(cli + ["--space", SPACE, "--out", str(out), *bad], capture_output=True, text=True, timeout=300)
+        assert err.returncode == 2 and message in err.stderr and "Traceback" not in err.stderr
+
+
+def test_plugin_rediscovery_adds_a_phone_plugged_in_later(phones, options, monkeypatch):
+    import time
+
+    from distributed import Client, LocalCluster
+
+    monkeypatch.setenv("FAKE_ADB_SERIALS", ",".join(SERIALS[:2]))  # the third phone is not attached yet
+    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.register_plugin(farm.FarmPlugin(options=options, rediscover_s=0.2))
+        assert len(farm.cluster_devices(client)) == 2
+        monkeypatch.setenv("FAKE_ADB_SERIALS", ",".join(SERIALS))  # plugged in
+        for _ in range(300):  # bounded wait for the next discovery round (not a timing)
+            found = sorted(d.resource for d in farm.cluster_devices(client))
+            if len(found) == 3:
+                break
+            time.sleep(0.1)
+        assert found == [f"phone-{s}" for s in SERIALS]
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        assert all(f"phone-{s}" in w["resources"] for w in info.values() for s in SERIALS)

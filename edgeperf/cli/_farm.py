@@ -89,17 +89,22 @@ def worker(
     option: List[str] = typer.Option([], "--option", help=_OPTION_HELP),
     host: Optional[str] = typer.Option(None, "--host", help="Address the worker listens on (e.g. 127.0.0.1)."),
     name: Optional[str] = typer.Option(None, "--name", help="Worker name (default: Dask's)."),
+    rediscover: float = typer.Option(60.0, "--rediscover", min=0, help="Look for newly attached phones every this many seconds (0: never)."),
 ) -> None:
     """Serve this host's devices (phones on adb, local runtimes) to a farm, until Ctrl-C or SIGTERM."""
     from edgeperf import farm
     from edgeperf.errors import FarmError
 
-    devices = farm.discover_devices(runtimes=runtime, adb=adb, serials=serial or None, options=_options(option))
-    if not devices:
+    opts = _options(option)
+    devices = farm.discover_devices(runtimes=runtime, adb=adb, serials=serial or None, options=opts)
+    if not devices and not (adb and rediscover):
         raise FarmError("no device to serve: no phone in `adb devices -l` and no --runtime given")
     for d in devices:
         typer.echo(f"serving {d.resource} ({d.profiler})", err=True)
-    farm.serve_worker(scheduler, devices, host=host, name=name)
+    watcher = None
+    if adb and rediscover:
+        watcher = farm.FarmPlugin(runtimes=runtime, adb=adb, options=opts, serials=serial or None, rediscover_s=rediscover)
+    farm.serve_worker(scheduler, devices, host=host, name=name, rediscover=watcher)
 
 
 @farm_app.command("devices")

@@ -286,6 +286,7 @@ def profile(
                     "no device to profile: " + (f"none could be described:{why}" if why else
                                                 "the cluster has none that matches (see `edgeperf farm devices`)")
                 )
+
             def submit(run: _DeviceRun) -> None:
                 """Keep ``window`` batches of ``run``'s device submitted."""
                 while run.queue and len(run.pending) < window:
@@ -316,7 +317,7 @@ def profile(
                 run.summary.rows_in_file = len(run.writer)
                 run.summary.elapsed_s = time.perf_counter() - t_start
                 summary.devices[name] = run.summary
-        summary.reruns = _reruns(c, token, futures, runs)
+        summary.reruns = _reruns(c, token, futures)
     summary.elapsed_s = time.perf_counter() - t_start
     return summary
 
@@ -344,8 +345,18 @@ def _describe_all(client, devices, summary, token, timeout_s):
 
 
 def _select_named(named, wanted):
+    """The described devices ``wanted`` asks for; two devices under one name would share a file."""
     chosen = {d.resource for d in _select([d for d, _ in named], wanted)} if named or wanted else set()
-    return [(d, s) for d, s in named if d.resource in chosen]
+    picked = [(d, s) for d, s in named if d.resource in chosen]
+    names: dict[str, str] = {}
+    for d, _ in picked:
+        if d.name in names:
+            raise FarmError(
+                f"devices {names[d.name]} and {d.resource} are both named {d.name!r}: their rows would go to one "
+                "file; give them distinct names"
+            )
+        names[d.name] = d.resource
+    return picked
 
 
 def _wait_all(client, runs, futures, bar, lost_timeout_s, submit) -> None:
@@ -426,7 +437,7 @@ def _drop_batches(client, run: _DeviceRun) -> None:
     run.queue.clear()
 
 
-def _reruns(client, token, futures, runs) -> list[str]:
+def _reruns(client, token, futures) -> list[str]:
     """Batches that started more than once (their first worker died), from the workers' events."""
     starts: dict[str, list[str]] = {}
     try:

@@ -145,10 +145,11 @@ def fit_dask(est, table, devices=None, *, client):
     if devices is not None:
         frame = frame[frame["device"].isin(list(devices))]
     space_names, counts, bad = dask.compute(frame["space"].unique(), frame.groupby("device").size(), (frame["value"] <= 0).sum())
+    space_names = sorted(space_names)
     if len(counts) == 0:
         raise DataValidationError(f"expected {est.metric!r} measurements, got none", path=source)
     if len(space_names) != 1:
-        raise DataValidationError(f"expected one search space, got {sorted(space_names)}", path=source)
+        raise DataValidationError(f"expected one search space, got {space_names}", path=source)
     if int(bad):
         raise DataValidationError(f"expected {est.metric} > 0 everywhere, found {int(bad)} values <= 0", path=source)
     space = spaces.get(space_names[0])
