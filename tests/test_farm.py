@@ -222,3 +222,22 @@ def test_plugin_rediscovery_adds_a_phone_plugged_in_later(phones, options, monke
         assert found == [f"phone-{s}" for s in SERIALS]
         info = client.scheduler_info(n_workers=-1)["workers"]
         assert all(f"phone-{s}" in w["resources"] for w in info.values() for s in SERIALS)
+
+
+def test_energy_rows_from_each_phones_own_battery_gauge(phones, options, archs, tmp_path):
+    out = tmp_path / "farm"
+    summary = farm.profile(SPACE, out=out, archs=archs[:2], options=options, protocol=PROTOCOL, devices=SERIALS[:2],
+                           energy="android-battery", energy_options={"sample_rate_hz": 20}, progress=False)
+    assert summary.complete, summary.report()
+    for serial in SERIALS[:2]:
+        frame = read(out / f"google-pixel-6-tflite-cpu-b1-{serial.lower()}.csv").frame
+        assert sorted(collections.Counter(frame["metric"]).items()) == [("energy_mj", 2), ("latency_ms", 2)]
+        assert (frame["value"] > 0).all()
+        gauge_reads = [json.loads(line) for line in (phones.state(serial) / "log.jsonl").read_text().splitlines()]
+        assert any("current_now" in e.get("shell", "") for e in gauge_reads)  # this phone's own gauge was read
+    charging = phones.state(SERIALS[2]) / "fs/sys/class/power_supply/battery/status"
+    charging.write_text("Charging\n")  # the meter refuses a charging phone: the device stops, clearly
+    again = farm.profile(SPACE, out=out, archs=archs[:2], options=options, protocol=PROTOCOL, devices=[SERIALS[2]],
+                         energy="android-battery", progress=False)
+    (s,) = again.devices.values()
+    assert s.stopped and "charging" in s.stopped and s.rows_in_file == 0

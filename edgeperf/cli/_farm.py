@@ -45,6 +45,7 @@ def profile(
     max_cv: float = typer.Option(0.10, "--max-cv", help="Coefficient of variation under which a round is accepted."),
     retries: int = typer.Option(2, "--retries", min=0, help="Retries of a task that raised (re-runs after a worker death are automatic)."),
     lost_timeout: float = typer.Option(120.0, "--lost-timeout", min=0, help="Seconds a device may have no worker before its batches are given up."),
+    energy: Optional[str] = typer.Option(None, "--energy", help="Energy meter read on every device (e.g. android-battery: each phone's own gauge)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the run's summary as JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -64,7 +65,7 @@ def profile(
     summary = farm.profile(
         space, out=out, samples=samples, archs=archs, seed=seed, scheduler=scheduler, devices=device or None,
         runtimes=runtime, adb=adb, options=_options(option), protocol=protocol, batch_archs=batch,
-        retries=retries, lost_device_timeout_s=lost_timeout, progress=not quiet,
+        retries=retries, lost_device_timeout_s=lost_timeout, energy=energy, progress=not quiet,
     )
     for line in summary.report():
         color = None if ":" not in line.split(" ")[0] else "yellow"

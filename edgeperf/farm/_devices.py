@@ -34,7 +34,9 @@ class FarmDevice:
     ``profiler`` the registry name (``android``, ``onnxruntime`` ...); ``options`` its constructor
     keywords (strings as from the command line are fine); ``name`` the device name written into
     rows (None: derived once from the device, see :func:`edgeperf.farm.describe_device`);
-    ``extra_resources`` other resources the task also needs (the host's ``cpu-HOST``).
+    ``extra_resources`` other resources the task also needs (the host's ``cpu-HOST``);
+    ``energy`` an energy meter name (:mod:`edgeperf.profilers.energy`) read around the timed
+    runs, built with ``energy_options`` (a phone's battery meter gets its serial).
     """
 
     resource: str
@@ -43,6 +45,13 @@ class FarmDevice:
     host: str = ""
     name: str | None = None
     extra_resources: tuple[str, ...] = ()
+    energy: str | None = None
+    energy_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics a measurement of this device writes."""
+        return ("latency_ms", "energy_mj") if self.energy else ("latency_ms",)
 
     @property
     def resources(self) -> dict[str, int]:
@@ -61,7 +70,8 @@ class FarmDevice:
         return dataclasses.replace(self, options={**self.options, **options_for(self.profiler, overrides)})
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "options": dict(self.options), "extra_resources": list(self.extra_resources)}
+        return {**dataclasses.asdict(self), "options": dict(self.options), "extra_resources": list(self.extra_resources),
+                "energy_options": dict(self.energy_options)}
 
 
 def accepted_options(kind: str) -> set[str]:
@@ -167,4 +177,18 @@ def make_profiler(device: FarmDevice, *, protocol=None):
                 options[key] = int(options[key]) if options[key] else None
             except ValueError:
                 raise InvalidParameterError(f"expected an integer {key}, got {options[key]!r}") from None
-    return cls(name=device.name, protocol=protocol, **options)
+    return cls(name=device.name, protocol=protocol, energy_meter=_energy_meter(device), **options)
+
+
+def _energy_meter(device: FarmDevice):
+    """The device's energy meter, checked (so a missing sensor stops the device at once), or None."""
+    if not device.energy:
+        return None
+    from edgeperf.profilers import energy
+
+    kwargs = dict(device.energy_options)
+    if device.energy == energy.AndroidBatteryMeter.name and device.options.get("serial"):
+        kwargs.setdefault("serial", device.options["serial"])
+    meter = energy.get(device.energy, **kwargs)
+    meter.check()
+    return meter

@@ -18,6 +18,7 @@ what the files already hold. Failure handling, by what fails:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -234,6 +235,8 @@ def profile(
     retries: int = DEFAULT_RETRIES,
     lost_device_timeout_s: float = DEFAULT_LOST_DEVICE_TIMEOUT_S,
     window: int = DEFAULT_WINDOW,
+    energy: str | None = None,
+    energy_options: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> FarmSummary:
     """Profile architectures of ``space`` on every device of a Dask cluster, one CSV per device in ``out``.
@@ -245,8 +248,9 @@ def profile(
     serving this machine's phones and the local ``runtimes``. ``devices`` restricts the run to
     some devices; ``options`` (``{"runner": path, "threads": 1}``) is given to every profiler
     that takes it. ``batch_archs`` archs go in one task and ``window`` tasks per device are
-    submitted at a time. Re-running the same call resumes: rows already in the files are not
-    measured.
+    submitted at a time. ``energy`` names an energy meter read on every device (with
+    ``energy_options``; a phone's ``android-battery`` gets its serial), adding ``energy_mj`` rows.
+    Re-running the same call resumes: rows already in the files are not measured.
     """
     from edgeperf import spaces
     from edgeperf.datasets import RowWriter
@@ -265,11 +269,13 @@ def profile(
 
     with connect(client=client, scheduler=scheduler, runtimes=runtimes, adb=adb, options=options) as c:
         found = cluster_devices(c, options=options)
+        if energy:
+            found = [dataclasses.replace(d, energy=energy, energy_options=dict(energy_options or {})) for d in found]
         named = _describe_all(c, found, summary, token, DESCRIBE_TIMEOUT_S)
         runs: dict[str, _DeviceRun] = {}
         futures: dict[Any, tuple[str, list[str]]] = {}
         with contextlib.ExitStack() as stack:
-            for device, spec in _select_named(named, devices):
+            for device, spec in _select_named(named, devices, summary.unreachable):
                 mine = _archs_for(device, shared)
                 if mine is None:
                     continue
@@ -277,7 +283,7 @@ def profile(
                 path = out_dir / f"{device.name}.csv"
                 writer = stack.enter_context(RowWriter(path, devices_info=[spec]))
                 done = writer.existing_keys()
-                todo = [a for a in mine if (space.name, a, device.name, "latency_ms") not in done]
+                todo = [a for a in mine if not all((space.name, a, device.name, m) in done for m in device.metrics)]
                 s = ProfileSummary(out_path=path, device=device.name, requested=len(mine), skipped=len(mine) - len(todo))
                 runs[device.name] = _DeviceRun(device=device, writer=writer, summary=s, done=done, todo=todo)
             if not runs:
@@ -344,9 +350,13 @@ def _describe_all(client, devices, summary, token, timeout_s):
     return named
 
 
-def _select_named(named, wanted):
+def _select_named(named, wanted, unreachable):
     """The described devices ``wanted`` asks for; two devices under one name would share a file."""
-    chosen = {d.resource for d in _select([d for d, _ in named], wanted)} if named or wanted else set()
+    try:
+        chosen = {d.resource for d in _select([d for d, _ in named], wanted)} if named or wanted else set()
+    except FarmError as exc:
+        why = "".join(f"; {r} could not be described: {m.splitlines()[0]}" for r, m in sorted(unreachable.items()))
+        raise FarmError(f"{exc}{why}") from None
     picked = [(d, s) for d, s in named if d.resource in chosen]
     names: dict[str, str] = {}
     for d, _ in picked:

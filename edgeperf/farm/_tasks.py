@@ -63,7 +63,7 @@ def describe_device(device: FarmDevice):
     The name is the profiler's default name plus the serial (phones) or host (runtimes), so a farm
     of ten identical phones has ten devices, and a re-run finds the same files again.
     """
-    with make_profiler(device) as prof:
+    with make_profiler(dataclasses.replace(device, energy=None)) as prof:  # a meter is checked per batch
         name = device.name or f"{prof.default_name()}-{device.name_suffix}"
         spec = prof.describe()
     named = dataclasses.replace(device, name=name)
@@ -75,7 +75,13 @@ def run_batch(device: FarmDevice, space: str, archs: list[str], protocol=None) -
     """Measure ``archs`` of ``space`` on ``device`` (a worker holding its resource runs this)."""
     _log_start(device, len(archs))
     result = BatchResult(resource=device.resource, worker=_worker_address(), started_s=time.time())
-    with make_profiler(device, protocol=protocol) as prof:
+    try:
+        prof = make_profiler(device, protocol=protocol)
+    except (DeviceUnavailableError, EnergyMeterUnavailableError) as exc:
+        result.stopped = str(exc)
+        result.finished_s = time.time()
+        return result
+    with prof:
         for arch in archs:
             t0 = time.time()
             try:
