@@ -15,6 +15,13 @@ Needs the ``farm`` extra (``dask[distributed]``).
 
 from __future__ import annotations
 
+try:
+    import distributed  # noqa: F401
+except ImportError as exc:  # the optional extra is missing: say how to get it, not a traceback
+    from edgeperf.errors import FarmError
+
+    raise FarmError(f"edgeperf.farm needs dask.distributed ({exc}); install it with pip install 'edgeperf[farm]'") from None
+
 from edgeperf.farm._devices import FarmDevice, discover_devices, make_profiler, phone_device, runtime_device
 from edgeperf.farm._profile import DEFAULT_BATCH_ARCHS, FarmSummary, cluster_devices, connect, profile
 from edgeperf.farm._tasks import BatchResult, describe_device, run_batch

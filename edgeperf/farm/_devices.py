@@ -66,12 +66,10 @@ class FarmDevice:
         return str(serial if serial else self.host).lower()
 
     def with_options(self, overrides: Mapping[str, Any]) -> "FarmDevice":
-        """A copy with ``overrides`` merged into the options (only keys this profiler takes)."""
-        return dataclasses.replace(self, options={**self.options, **options_for(self.profiler, overrides)})
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "options": dict(self.options), "extra_resources": list(self.extra_resources),
-                "energy_options": dict(self.energy_options)}
+        """A copy with ``overrides`` merged into the options (only keys this profiler takes; never
+        the serial, which is the device itself)."""
+        mine = {k: v for k, v in options_for(self.profiler, overrides).items() if k != "serial"}
+        return dataclasses.replace(self, options={**self.options, **mine})
 
 
 def accepted_options(kind: str) -> set[str]:
