@@ -140,6 +140,8 @@ def test_no_device_is_a_clear_error(tmp_path, monkeypatch):
 def test_device_names_and_resources():
     phone = farm.phone_device("192.168.1.7:5555", options={"runner": "/x/benchmark_model"}, host="h1")
     assert phone.resources == {"phone-192.168.1.7:5555": 1} and phone.name_suffix == "192.168.1.7:5555"
+    changed = phone.with_options({"serial": "OTHER", "threads": "2", "provider": "not an android option"})
+    assert changed.options == {"runner": "/x/benchmark_model", "serial": "192.168.1.7:5555", "threads": "2"}
     ort = farm.runtime_device("onnxruntime", options={"threads": "2"}, host="h1")
     # two local runtimes of one host share its cores: both also need cpu-h1
     assert ort.resources == {"onnxruntime-t2-h1": 1, "cpu-h1": 1}
