@@ -31,11 +31,13 @@ __all__ = [
     "predictors",
     "proxy",
     "pretrained",
+    "farm",
     "JointPredictor",
     "load",
 ]
 
 _SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy"}
+_SUBMODULES.add("farm")  # needs the `farm` extra (dask[distributed]); imported only when used
 _PREDICTOR_NAMES = {"JointPredictor": "JointPredictor", "load": "load"}
 
 if TYPE_CHECKING:  # pragma: no cover

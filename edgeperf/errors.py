@@ -22,6 +22,7 @@ __all__ = [
     "InvalidParameterError",
     "FileAccessError",
     "FileLockedError",
+    "FarmError",
 ]
 
 import difflib
@@ -128,6 +129,10 @@ class FileAccessError(EdgePerfError, OSError):
 
 class FileLockedError(EdgePerfError, RuntimeError):
     """Another process is writing the same measurement file (one writer per file)."""
+
+
+class FarmError(EdgePerfError, RuntimeError):
+    """A device farm cannot run: no scheduler, no device, or a device claimed by two workers."""
 
 
 def __getattr__(name: str):

@@ -39,6 +39,9 @@ def _register_all() -> None:
 
     for module in (_datasets, _profile, _predict, _proxy, _demo):
         module.register(app)
+    from edgeperf.cli import _farm
+
+    _farm.register(app)
 
 
 _register_all()

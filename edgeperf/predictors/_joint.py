@@ -132,8 +132,13 @@ class JointPredictor(BasePredictor):
         self.random_state = random_state
 
     # ---- fit ---------------------------------------------------------------------------------
-    def fit(self, table, devices=None):
-        """Train on every device of ``table`` (or just ``devices``); returns self."""
+    def fit(self, table, devices=None, *, client=None):
+        """Train on every device of ``table`` (or just ``devices``); returns self. With a
+        ``dask.distributed`` ``client``, on its cluster (xgboost.dask; see ``_joint_dask``)."""
+        if client is not None:
+            from edgeperf.predictors._joint_dask import fit_dask
+
+            return fit_dask(self, table, devices, client=client)
         from edgeperf import spaces
 
         if self.adapt_strategy not in ADAPT_STRATEGIES:

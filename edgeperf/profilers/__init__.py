@@ -5,11 +5,11 @@ from __future__ import annotations
 from edgeperf.errors import UnknownNameError
 from edgeperf.profilers._base import Profiler
 from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
-from edgeperf.profilers._runner import ProfileSummary, profile_archs, sample_archs
+from edgeperf.profilers._runner import ProfileSummary, profile_archs, progress_bar, sample_archs
 
 __all__ = [
     "Profiler", "MeasurementProtocol", "TimingStats", "register", "get", "names",
-    "profile_archs", "sample_archs", "ProfileSummary", "energy",
+    "profile_archs", "sample_archs", "ProfileSummary", "progress_bar", "energy",
 ]
 
 _REGISTRY: dict[str, type[Profiler]] = {}

@@ -15,7 +15,7 @@ from edgeperf.errors import (
     InvalidParameterError,
 )
 
-__all__ = ["ProfileSummary", "profile_archs", "sample_archs"]
+__all__ = ["ProfileSummary", "profile_archs", "progress_bar", "sample_archs"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ def _progress(enabled: bool):
         disable=not enabled,
         transient=False,
     )
+
+
+#: The rich progress bar of profiling runs (one row per device; fields ``last``), public for the farm.
+progress_bar = _progress
 
 
 def profile_archs(profiler, space, archs: Iterable[str], out_path, *, progress: bool = True) -> ProfileSummary:
