@@ -147,10 +147,20 @@ class NASBench201(SearchSpace):
             v[e * len(OPS) + _OP_INDEX[op]] = 1.0
         return v
 
-    def sample(self, n: int, *, seed: int | None = None) -> list[str]:
-        rng = np.random.default_rng(seed)
+    def _draw(self, rng: np.random.Generator, n: int) -> list[str]:
         picks = rng.integers(0, len(OPS), size=(n, len(EDGES)))
         return [self.to_string(tuple(OPS[i] for i in row)) for row in picks]
+
+    @functools.cached_property
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """One decision per edge (string order), options :data:`OPS`."""
+        return tuple((f"edge{t}<-{s}", OPS) for t, s in EDGES)
+
+    def _choice_values(self, parsed: tuple[str, ...]) -> tuple:
+        return parsed
+
+    def _from_choice_values(self, values: tuple) -> tuple[str, ...]:
+        return tuple(values)
 
     def enumerate(self) -> Iterator[str]:
         """All 15,625 cells, in the product order of :data:`OPS` (not NAS-Bench-201's own index
