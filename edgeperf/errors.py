@@ -20,6 +20,9 @@ __all__ = [
     "EnergyMeterUnavailableError",
     "AdaptationError",
     "InvalidParameterError",
+    "ObjectiveError",
+    "ObjectiveUnavailableError",
+    "DesignerFileError",
 ]
 
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
@@ -108,3 +111,15 @@ class AdaptationError(EdgePerfError, ValueError):
 
 class InvalidParameterError(EdgePerfError, ValueError):
     """A setting (protocol, predictor or CLI option) is outside its valid range."""
+
+
+class ObjectiveError(EdgePerfError, ValueError):
+    """An optimisation objective cannot score the architectures asked for (wrong space, gaps)."""
+
+
+class ObjectiveUnavailableError(EdgePerfError, RuntimeError):
+    """An objective needs an optional package or data source that is not installed."""
+
+
+class DesignerFileError(ModelFileError):
+    """A saved designer file is corrupted, foreign or does not match the space it names."""

@@ -71,6 +71,9 @@ class NASBench201(SearchSpace):
     description = "NAS-Bench-201 CIFAR cell space: 6 edges x 5 ops, 15,625 cells, 3 stages of 5 cells, C=16"
     encodings = ("onehot", "structural")
     size = len(OPS) ** len(EDGES)
+    #: The operations and the (target node, source node) edges, in string order.
+    ops = OPS
+    edges = EDGES
 
     def parse(self, arch: str) -> tuple[str, ...]:
         if not isinstance(arch, str):

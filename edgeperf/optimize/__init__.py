@@ -1,0 +1,1 @@
+"""Optimisation for many devices at once (placeholder while the package is built)."""
