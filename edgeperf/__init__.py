@@ -30,11 +30,13 @@ __all__ = [
     "profilers",
     "predictors",
     "proxy",
+    "optimize",
     "JointPredictor",
     "load",
 ]
 
 _SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy"}
+_SUBMODULES.add("optimize")
 _PREDICTOR_NAMES = {"JointPredictor": "JointPredictor", "load": "load"}
 
 if TYPE_CHECKING:  # pragma: no cover
