@@ -64,11 +64,15 @@ _ADMITTED = {
 }
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a global outside the admitted classes."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         cls = _ADMITTED.get((module, name))
         if cls is None:
-            raise pickle.UnpicklingError(
+            raise _RefusedGlobal(
                 f"refused global {module}.{name}: only {sorted(f'{m}.{n}' for m, n in _ADMITTED)} are admitted"
             )
         return cls
@@ -93,7 +97,7 @@ def read_records(path: Path) -> dict:
         raise DataValidationError(f"expected the ~5.6 MB AnalogNAS-Bench table, got {size} bytes", path=path)
     try:
         data = _RestrictedUnpickler(io.BytesIO(path.read_bytes())).load()
-    except pickle.UnpicklingError as exc:
+    except _RefusedGlobal as exc:
         raise DataValidationError(f"refused to read the pickle: {exc}", path=path) from None
     except Exception as exc:  # a corrupted pickle fails in many ways (EOFError, TypeError, ...)
         raise DataValidationError(

@@ -57,12 +57,19 @@ class ZeroCostProxy(Objective):
             if key not in self._memo:
                 torch.manual_seed(self.seed)
                 module = space.build_module(arch)
-                self._memo[key] = self.score_module(module, space.input_shape(arch, batch_size=self.batch_size))
+                shape = space.input_shape(arch, batch_size=self.batch_size)
+                self._memo[key] = self._score_own(module, shape)
             out[i] = self._memo[key]
         return out
 
     def score_module(self, module, input_shape: tuple[int, ...]) -> float:
-        """The proxy of any torch ``module`` for inputs of ``input_shape`` (NCHW, N = batch)."""
+        """The proxy of any torch ``module`` for inputs of ``input_shape`` (NCHW, N = batch).
+        The module is copied first: proxies change weights, dtype and mode."""
+        import copy
+
+        return self._score_own(copy.deepcopy(module), input_shape)
+
+    def _score_own(self, module, input_shape) -> float:
         import torch
 
         generator = torch.Generator().manual_seed(self.seed)
