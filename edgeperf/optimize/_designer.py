@@ -20,8 +20,9 @@ predictions for the space's reference architectures. Any device the predictor kn
 time has them, including one adapted after the designer was trained.
 
 ``design`` decodes the most probable designs by beam search over the decisions, checks them
-against the predictor (the same bound as the search) and returns the most probable one that
-fits. Designer files are a zip of JSON metadata and ``.npy`` arrays (no pickle), checked on load.
+against the predictor (the same bound as the search) and returns, of those that fit, the best
+by the objective when scoring them is a lookup (an accuracy table, MACs), else the most
+probable one. Designer files are a zip of JSON metadata and ``.npy`` arrays (no pickle), checked on load.
 """
 
 from __future__ import annotations
@@ -311,13 +312,15 @@ class Designer(BaseEstimator):
             start += len(options)
         return out
 
-    def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None):
+    def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None, objective=None):
         """The design for ``device`` under ``budget_ms``: an architecture string, or with ``k``
         the ``k`` most probable designs that fit, as :class:`Design` records.
 
         ``predictor`` (default: the one the designer was fitted with; required after
         :func:`load_designer`) supplies the device's features and the feasibility check;
         ``device`` may be any device it knows now, including one adapted after training.
+        ``objective`` ranks the candidates that fit when it is cheap (default: the fitted one;
+        after :func:`load_designer`, the built-in objective named in the file, if any).
         """
         from edgeperf import spaces
 
@@ -345,17 +348,41 @@ class Designer(BaseEstimator):
                 f"none of the designer's {len(archs)} candidates fits {budget_ms:.4g} ms on {device} "
                 f"({self.bound_}); returning the fastest candidate, {bound.min():.4g} ms"), stacklevel=2)
             fits = np.array([int(bound.argmin())])
+        if objective is not None:
+            from edgeperf.optimize import objectives
+
+            objective = objectives.make(objective)
+            objective = objective if objective.cheap else None
+        else:
+            objective = self._cheap_objective()
+        scores = np.full(len(archs), math.nan)
+        if objective is not None:  # a table lookup: rank the fitting candidates by it
+            scores[fits] = objective.score([archs[i] for i in fits], space=space)
+            fits = fits[np.argsort(-scores[fits], kind="stable")]
         chosen = fits[: k or 1]
         if k is None:
             return archs[int(chosen[0])]
-        objective = getattr(self, "objective_instance_", None)
         picked = [archs[i] for i in chosen]
-        scores = objective.score(picked, space=space) if objective is not None and objective.cheap else [math.nan] * len(picked)
         return [
             Design(device=device, budget_ms=float(budget_ms), arch=a, latency_ms=float(point[i]),
                    latency_bound_ms=float(bound[i]), objective=float(s), feasible=bool(bound[i] <= budget_ms))
-            for a, i, s in zip(picked, chosen, scores)
+            for a, i, s in zip(picked, chosen, scores[chosen])
         ]
+
+    def _cheap_objective(self):
+        """The objective when scoring a few candidates costs nothing (a table, MACs): the
+        fitted one, or after loading a built-in one re-made by name; else None (proxies, or a
+        user's table that is not in the file)."""
+        from edgeperf.errors import EdgePerfError
+        from edgeperf.optimize import objectives
+
+        if not hasattr(self, "objective_instance_"):
+            try:
+                self.objective_instance_ = objectives.get(self.objective_name_)
+            except (EdgePerfError, TypeError):
+                self.objective_instance_ = None
+        obj = self.objective_instance_
+        return obj if obj is not None and obj.cheap else None
 
     # ---- files -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
