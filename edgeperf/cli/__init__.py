@@ -34,9 +34,11 @@ def _root(
 
 def _register_all() -> None:
     from edgeperf.cli import _datasets, _demo, _predict, _profile, _proxy
+    from edgeperf.cli import _optimize
 
     for module in (_datasets, _profile, _predict, _proxy, _demo):
         module.register(app)
+    _optimize.register(app)
 
 
 _register_all()

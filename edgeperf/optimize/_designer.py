@@ -58,7 +58,8 @@ _METADATA = "metadata.json"
 MAX_MEMBER_BYTES = 256 * 2**20
 #: Quantiles of a device's pool latency that the pool-building search aims at.
 POOL_BUDGET_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
-#: Random architectures added to an evolved pool (diversity for unusual devices).
+#: Random architectures added to an evolved pool (diversity for unusual devices); a fifth of
+#: that for objectives that are not cheap (zero-cost proxies).
 POOL_RANDOM = 500
 #: Devices (real + synthetic) whose labels are computed in one vectorised block.
 _LABEL_CHUNK = 64
@@ -149,8 +150,10 @@ class Designer(BaseEstimator):
         if not self.learning_rate > 0 or not self.speed_shift >= 0:
             raise InvalidParameterError("expected learning_rate > 0 and speed_shift >= 0")
 
-    def fit(self, predictor, *, objective, devices=None, progress=None):
+    def fit(self, predictor, *, objective, devices=None, candidates=None, progress=None):
         """Train on ``predictor``'s devices (or ``devices``) for ``objective``; returns self.
+
+        ``candidates``: use these architectures as the pool instead of building one.
 
         ``progress(done, total, stage)`` is called as training advances (or pass None).
         """
@@ -169,7 +172,7 @@ class Designer(BaseEstimator):
         bound = LatencyBound(predictor, devices, margin=self.margin, confidence=self.confidence)
 
         report(0, 4, "candidate pool")
-        pool = self._pool(predictor, space, objective, devices)
+        pool = space.validate(candidates) if candidates is not None else self._pool(predictor, space, objective, devices)
         scores = objective.score(pool, space=space)
         _, pool_bound = bound(pool)
         log_bound = np.log(pool_bound)
@@ -205,7 +208,7 @@ class Designer(BaseEstimator):
         exhaustive = optimizers.get("exhaustive")
         if objective.cheap and exhaustive.supports(space):
             return list(space.enumerate())
-        probe = space.sample(POOL_RANDOM, seed=self.random_state, unique=True)
+        probe = space.sample(POOL_RANDOM if objective.cheap else POOL_RANDOM // 5, seed=self.random_state, unique=True)
         lat = np.vstack([predictor.predict(probe, device=d) for d in devices])
         targets = [(j, float(np.quantile(lat[j], q))) for j in range(len(devices)) for q in POOL_BUDGET_QUANTILES]
         rows = np.array([j for j, _ in targets])

@@ -160,6 +160,7 @@ def search(
     confidence: float = DEFAULT_CONFIDENCE,
     energy_predictor=None,
     energy_budget_mj=None,
+    candidates=None,
     seed: int = 0,
 ) -> SearchResult:
     """The best design per device under a latency (and optionally energy) budget.
@@ -179,6 +180,8 @@ def search(
     margin, confidence : see :class:`LatencyBound`.
     energy_predictor, energy_budget_mj : a predictor of ``energy_mj`` and its budget(s); the
         energy bound uses the same margin rule as latency.
+    candidates : search only these architectures (exactly, in one pass), e.g. a pool that was
+        measured or trained; ``optimizer`` and ``n_evaluations`` are then ignored.
     seed : seeds the optimizer.
 
     Nothing within a device's budget: an :class:`InfeasibleBudgetWarning` says so and that
@@ -211,11 +214,16 @@ def search(
         energy = lambda archs: energy_bound(archs)[0]  # noqa: E731
         extra = lambda archs: energy_bound(archs)[1] <= energy_budgets[:, None]  # noqa: E731
 
-    if optimizer == "auto":
+    if candidates is not None:
+        candidates = space.validate(candidates)
+        if not candidates:
+            raise InvalidParameterError("expected at least one candidate architecture, got none")
+        optimizer = "candidates"
+    elif optimizer == "auto":
         exhaustive = optimizers.get("exhaustive")
         optimizer = "exhaustive" if objective.cheap and exhaustive.supports(space) else "evolution"
-    opt = optimizers.get(optimizer)
-    if not opt.supports(space):
+    opt = None if candidates is not None else optimizers.get(optimizer)
+    if opt is not None and not opt.supports(space):
         raise InvalidParameterError(f"optimizer {optimizer!r} cannot search space {space.name!r} (too large)")
     if n_evaluations is None:
         n_evaluations = DEFAULT_EVALUATIONS[objective.cheap]
@@ -227,7 +235,10 @@ def search(
         score=lambda archs: objective.score(archs, space=space),
         latency_bound=bound, extra_constraints=extra, energy=energy,
     )
-    opt.run(problem, n_evaluations=n_evaluations, seed=seed)
+    if opt is None:
+        problem.evaluate(candidates)
+    else:
+        opt.run(problem, n_evaluations=n_evaluations, seed=seed)
     designs = designs_from(problem)
     fronts = pareto_fronts(problem) if pareto else None
     for d in designs.values():
