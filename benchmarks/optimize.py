@@ -45,7 +45,7 @@ from edgeperf.optimize import Designer, InfeasibleBudgetWarning, objectives, sea
 from _help_protocol import N_TRAIN
 
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
-MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2)
+MARGINS = (0.0, 0.1, 0.2, 0.3, 0.4)
 N_ADAPT_RANDOM = 10
 SPLITS = {
     "nasbench201": {
@@ -149,7 +149,7 @@ def _designer_in_pool(designer, predictor, device, budget, score_of):
     """FBNet/OFA: among the designer's top designs, none may be measured; the benchmark maps
     the designer's probabilities onto the measured pool instead (most probable fitting member)."""
     space = ep.spaces.get(designer.space_)
-    logp = designer.log_probabilities(ep.optimize.device_features(predictor, device), budget)
+    logp = designer.log_probabilities(ep.optimize.device_features(predictor, device, designer.reference_archs_), budget)
     pool = list(score_of)
     idx = np.array([space.to_choices(a) for a in pool])
     loglik = sum(lp[idx[:, k]] for k, lp in enumerate(logp))

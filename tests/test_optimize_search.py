@@ -131,7 +131,7 @@ def test_pareto_front_is_non_dominated_and_sorted(predictor, accuracy):
     obj = np.array([d.objective for d in front])
     assert len(front) > 3 and (np.diff(lat) >= 0).all() and (np.diff(obj) > 0).all()
     # No cell of the space beats a front member on both axes.
-    bound = predictor.predict(ALL, device="silver_4114") * 1.1
+    bound = predictor.predict(ALL, device="silver_4114") * (1 + ep.optimize.DEFAULT_MARGIN)
     scores = accuracy.score(ALL, space=NB201)
     for d in front[:: max(1, len(front) // 5)]:
         assert not ((bound < d.latency_bound_ms) & (scores > d.objective)).any()
@@ -152,7 +152,8 @@ def test_energy_constraint(predictor, accuracy):
     result = search(predictor, objective=accuracy, budget_ms=1e6, devices=["pixel3"], energy_predictor=energy,
                     energy_budget_mj=min(cap, 0.5 * e_free))
     d = result["pixel3"]
-    assert d.feasible and d.energy_mj is not None and d.energy_mj * 1.1 <= min(cap, 0.5 * e_free) + 1e-9
+    cap = min(cap, 0.5 * e_free)
+    assert d.feasible and d.energy_mj is not None and d.energy_mj * (1 + ep.optimize.DEFAULT_MARGIN) <= cap + 1e-9
     assert d.objective < free["pixel3"].objective
     with pytest.raises(InvalidParameterError, match="energy_mj predictor"):
         search(predictor, objective=accuracy, budget_ms=5.0, energy_predictor=predictor, energy_budget_mj=1.0)
@@ -189,13 +190,14 @@ def test_evolution_searches_fbnet_for_several_devices():
     p = ep.JointPredictor(model_params={"n_estimators": 40}).fit(table.select(devices=["pixel3", "1080ti_1"], archs=archs))
     fb = ep.spaces.get("fbnet")
     sample = fb.sample(200, seed=0)
-    # 1.1 x the median: half the random sample fits under the default 10% margin
-    budgets = {d: 1.1 * float(np.quantile(p.predict(sample, device=d), 0.5)) for d in ("pixel3", "1080ti_1")}
+    # (1 + margin) x the median: half the random sample fits under the default margin
+    grow = 1 + ep.optimize.DEFAULT_MARGIN
+    budgets = {d: grow * float(np.quantile(p.predict(sample, device=d), 0.5)) for d in ("pixel3", "1080ti_1")}
     result = search(p, objective="macs", budget_ms=budgets, n_evaluations=500)
     assert result.optimizer == "evolution"
     macs = objectives.get("macs").score(sample, space=fb)
     for d, budget in budgets.items():
-        fits = p.predict(sample, device=d) * 1.1 <= budget
+        fits = p.predict(sample, device=d) * (1 + ep.optimize.DEFAULT_MARGIN) <= budget
         assert result[d].feasible and result[d].objective >= macs[fits].max()  # beats 200 random draws
 
 

@@ -61,17 +61,19 @@ POOL_BUDGET_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 #: Random architectures added to an evolved pool (diversity for unusual devices); a fifth of
 #: that for objectives that are not cheap (zero-cost proxies).
 POOL_RANDOM = 500
+#: When none of the beam's candidates fits, the beam is widened once by this factor.
+_WIDER_BEAM = 8
 #: Devices (real + synthetic) whose labels are computed in one vectorised block.
 _LABEL_CHUNK = 64
 
 
-def device_features(predictor, device: str, space=None) -> np.ndarray:
-    """Log predicted latency (ms) of the space's reference architectures on ``device`` (C6)."""
+def device_features(predictor, device: str, reference_archs=None) -> np.ndarray:
+    """Log predicted latency (ms) of the reference architectures (default: the predictor's
+    space's, ``edgeperf.datasets.reference_archs``) on ``device`` (contract C6)."""
     from edgeperf import datasets
 
-    space_name = space if isinstance(space, str) else (space.name if space is not None else predictor.space_)
-    refs = datasets.reference_archs(space_name)
-    return np.log(np.asarray(predictor.predict(refs, device=device), dtype=np.float64))
+    refs = reference_archs if reference_archs is not None else datasets.reference_archs(predictor.space_)
+    return np.log(np.asarray(predictor.predict(list(refs), device=device), dtype=np.float64))
 
 
 def _inputs(features: np.ndarray, log_budget: np.ndarray) -> np.ndarray:
@@ -117,7 +119,7 @@ class Designer(BaseEstimator):
 
     def __init__(self, *, hidden=(256, 256), synthetic_devices=1500, budgets_per_device=8,
                  budget_quantiles=(0.02, 0.98), speed_shift=1.0, epochs=60, batch_size=256,
-                 learning_rate=2e-3, pool_evaluations=3000, beam=64, margin="auto",
+                 learning_rate=2e-3, pool_evaluations=3000, beam=32, margin="auto",
                  confidence=DEFAULT_CONFIDENCE, random_state=0):
         self.hidden = hidden
         self.synthetic_devices = synthetic_devices
@@ -176,7 +178,8 @@ class Designer(BaseEstimator):
         scores = objective.score(pool, space=space)
         _, pool_bound = bound(pool)
         log_bound = np.log(pool_bound)
-        features = np.vstack([device_features(predictor, d, space) for d in devices])
+        refs = list(datasets.reference_archs(space.name))
+        features = np.vstack([device_features(predictor, d, refs) for d in devices])
 
         report(1, 4, "labels")
         X, y = self._labels(rng, features, log_bound, scores, pool, space)
@@ -188,7 +191,7 @@ class Designer(BaseEstimator):
 
         self.space_ = space.name
         self.choices_ = tuple((n, tuple(o)) for n, o in space.choices)
-        self.reference_archs_ = list(datasets.reference_archs(space.name))
+        self.reference_archs_ = refs
         self.objective_ = objective.describe()
         self.objective_name_ = objective.name
         self.bound_ = bound.describe()
@@ -340,12 +343,17 @@ class Designer(BaseEstimator):
             raise InvalidParameterError(f"expected budget_ms > 0, got {budget_ms!r}")
         resolve_devices(predictor, [device], None)
         space = spaces.get(self.space_)
-        logp = self.log_probabilities(device_features(predictor, device, space), float(budget_ms))
-        paths, _ = _beam(logp, max(self.beam, 4 * (k or 1)))
-        archs = list(dict.fromkeys(space.from_choices(p) for p in paths))
-        point, bound = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)(archs)
-        point, bound = point[0], bound[0]
-        fits = np.flatnonzero(bound <= budget_ms)
+        logp = self.log_probabilities(device_features(predictor, device, self.reference_archs_), float(budget_ms))
+        check = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)
+        width = max(self.beam, 4 * (k or 1))
+        for width in (width, _WIDER_BEAM * width):  # nothing fits the narrow beam: look wider once
+            paths, _ = _beam(logp, width)
+            archs = list(dict.fromkeys(space.from_choices(p) for p in paths))
+            point, bound = check(archs)
+            point, bound = point[0], bound[0]
+            fits = np.flatnonzero(bound <= budget_ms)
+            if len(fits):
+                break
         if not len(fits):
             warnings.warn(InfeasibleBudgetWarning(
                 f"none of the designer's {len(archs)} candidates fits {budget_ms:.4g} ms on {device} "

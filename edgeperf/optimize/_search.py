@@ -20,7 +20,7 @@ __all__ = ["search", "Design", "SearchResult", "InfeasibleBudgetWarning", "Laten
 DEFAULT_CONFIDENCE = 0.95
 #: Without ``predict_quantile``: the prediction plus this fraction must fit the budget. Chosen on
 #: ``benchmarks/optimize.py`` (leave-device-out, 20-measurement adaptation), see the README.
-DEFAULT_MARGIN = 0.10
+DEFAULT_MARGIN = 0.20
 #: Evaluations of a non-exhaustive search: cheap objectives (tables, MACs) vs zero-cost proxies.
 DEFAULT_EVALUATIONS = {True: 3000, False: 300}
 

@@ -161,7 +161,8 @@ class SearchSpace(abc.ABC):
                     f"decision {name!r}: expected an option index in 0..{len(options) - 1}, got {i!r}"
                 )
             values.append(options[int(i)])
-        return self.canonical(self.to_string(self._from_choice_values(tuple(values))))
+        # Every value is one of its decision's options, so the printed string is canonical.
+        return self.to_string(self._from_choice_values(tuple(values)))
 
     def enumerate(self) -> Iterator[str]:
         """Every architecture of a finite, enumerable space, in the space's official order."""
