@@ -46,7 +46,7 @@ class Objective(abc.ABC):
             )
 
     def score(self, archs: Sequence[str], *, space) -> np.ndarray:
-        """Scores (float64, higher is better) of ``archs``, canonical strings of ``space``.
+        """Scores (float64, higher is better) of ``archs``, strings of ``space`` (any spelling).
 
         Raises :class:`ObjectiveError` when an architecture has no score (naming it).
         """
@@ -55,25 +55,34 @@ class Objective(abc.ABC):
         space = spaces.get(space)
         self.check_space(space)
         archs = list(archs)
+        # Callers mostly pass canonical strings (a search's 15,625 cells): score them as given and
+        # canonicalise only what found no score (parsing everything would dominate a search).
         try:
-            canon = space.validate(archs)
-        except ArchitectureError as exc:
-            raise ObjectiveError(f"objective {self.describe()}: {exc}") from None
-        out = np.asarray(self._score(space, canon), dtype=np.float64)
-        if out.shape != (len(canon),):
-            raise ObjectiveError(f"objective {self.describe()} returned shape {out.shape} for {len(canon)} archs")
+            out = np.asarray(self._score(space, archs), dtype=np.float64)
+        except ArchitectureError:
+            out = np.full(len(archs), np.nan)
+        if out.shape != (len(archs),):
+            raise ObjectiveError(f"objective {self.describe()} returned shape {out.shape} for {len(archs)} archs")
+        redo = np.flatnonzero(~np.isfinite(out))
+        if len(redo):
+            try:
+                canon = space.validate([archs[i] for i in redo])
+            except ArchitectureError as exc:
+                raise ObjectiveError(f"objective {self.describe()}: {exc}") from None
+            out[redo] = np.asarray(self._score(space, canon), dtype=np.float64)
         bad = ~np.isfinite(out)
         if bad.any():
-            first = canon[int(np.flatnonzero(bad)[0])]
+            first = space.canonical(archs[int(np.flatnonzero(bad)[0])])
             raise ObjectiveError(
-                f"objective {self.describe()} has no score for {int(bad.sum())} of {len(canon)} "
+                f"objective {self.describe()} has no score for {int(bad.sum())} of {len(archs)} "
                 f"{space.name} architectures, e.g. {first!r}; it does not cover the space"
             )
         return out
 
     @abc.abstractmethod
     def _score(self, space, archs: list[str]) -> np.ndarray:
-        """Scores of canonical ``archs`` (NaN where there is none)."""
+        """Scores of ``archs`` (NaN where there is none, e.g. a non-canonical spelling; may raise
+        :class:`ArchitectureError` for a string that does not parse)."""
 
     def describe(self) -> str:
         return f"{self.name!r} ({self.kind}, {self.unit})"

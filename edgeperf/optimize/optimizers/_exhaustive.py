@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from edgeperf.optimize.optimizers import register
 from edgeperf.optimize.optimizers._base import Optimizer, Problem
 
@@ -17,4 +19,10 @@ class Exhaustive(Optimizer):
         return space.size is not None and space.size <= MAX_EXHAUSTIVE_SIZE
 
     def run(self, problem: Problem, *, n_evaluations: int, seed: int) -> None:
-        problem.evaluate(list(problem.space.enumerate()))
+        problem.evaluate(_enumeration(problem.space))
+
+
+@functools.lru_cache(maxsize=4)
+def _enumeration(space) -> list[str]:
+    """Every architecture of a finite space (a memo: spaces are immutable singletons)."""
+    return list(space.enumerate())
