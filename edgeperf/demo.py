@@ -129,7 +129,7 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
 
         designs, objective_label = _design(predictor, space, device, joint_ms, config.design_budget_quantiles)
         design_ms = _measure(profiler, space, [d.arch for d in designs], measurements, console,
-                             f"5/5 measuring the designs for {len(designs)} budgets")
+                             f"optimize: measuring the designs for {len(designs)} budgets")
 
     position = {a: i for i, a in enumerate(candidates)}
     check_true = first_ms.loc[check].to_numpy()
