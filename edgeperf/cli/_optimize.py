@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         device: Optional[List[str]] = typer.Option(None, "--device", help="device to design for (repeat for several)"),
         budget_ms: Optional[List[float]] = typer.Option(
             None, "--budget-ms", help="latency budget in ms: one for all devices, or one per --device"),
-        objective: str = typer.Option("macs", "--objective", help=f"what 'best' means: {SPEC_HELP}"),
+        objective: str = typer.Option("macs", "--objective", help=f"what 'best' means: {SPEC_HELP} (macs is the last resort)"),
         designer: Optional[Path] = typer.Option(None, "--designer", help="design with this trained designer file"),
         train_designer: bool = typer.Option(False, "--train-designer", help="train a designer and save it to --out"),
         out: Optional[Path] = typer.Option(None, "--out", help="designer file to write (with --train-designer)"),
@@ -62,10 +62,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print per device the best design within the budget, its predicted latency and objective.
 
-        Search is exact on NAS-Bench-201 and regularised evolution on FBNet / OFA. With
-        --train-designer, train the NN designer once; with --designer FILE, design in one
-        forward pass for any device the model knows (also ones adapted after training).
-        """
+        Search is exact on NAS-Bench-201 and regularised evolution on FBNet / OFA. With --train-designer, train the NN designer once; with --designer FILE, design in one forward pass for any device the model knows (also ones adapted after training).
+        """  # noqa: E501  (typer keeps a docstring's line breaks)
         from edgeperf.optimize import Designer, InfeasibleBudgetWarning, load_designer, search
         from edgeperf.predictors import load
 
