@@ -195,7 +195,7 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
 def _design(predictor, space, device, predicted_ms, quantiles):
     """The best design for this machine under budgets at ``quantiles`` of ``predicted_ms``, and
     the objective's label (accuracy needs the optional extra analog-nasbench)."""
-    from edgeperf.errors import ObjectiveUnavailableError
+    from edgeperf.errors import DataValidationError, ObjectiveUnavailableError
     from edgeperf.optimize import objectives, search
 
     objective = objectives.get("macs")
@@ -203,7 +203,7 @@ def _design(predictor, space, device, predicted_ms, quantiles):
         try:
             objective = objectives.get("nb201-cifar10")
             objective.score(space.sample(1, seed=0), space=space)  # loads (and checks) the table
-        except ObjectiveUnavailableError:
+        except (ObjectiveUnavailableError, DataValidationError):  # not installed, or refused
             objective = objectives.get("macs")
     label = "CIFAR-10 top-1 %" if objective.kind == "accuracy" else "MMACs (stand-in for accuracy)"
     budgets = [float(np.quantile(predicted_ms, q)) for q in quantiles]

@@ -205,3 +205,14 @@ def test_with_warnings_as_errors_a_feasible_search_is_silent(predictor, accuracy
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         search(predictor, objective=accuracy, budget_ms=1e6, devices=["pixel3"])
+
+
+def test_demo_designs_fall_back_to_macs_without_analog_nasbench(predictor, monkeypatch):
+    from edgeperf import demo
+    from edgeperf.optimize.objectives import _analog
+
+    monkeypatch.setattr(_analog.importlib.util, "find_spec", lambda name: None)
+    lat = predictor.predict(ALL, device="pixel3")
+    designs, label = demo._design(predictor, NB201, "pixel3", lat, (0.25, 0.75))
+    assert "stand-in" in label and len(designs) == 2
+    assert designs[0].budget_ms < designs[1].budget_ms and all(d.feasible for d in designs)
