@@ -32,12 +32,13 @@ __all__ = [
     "proxy",
     "pretrained",
     "farm",
+    "optimize",
     "JointPredictor",
     "load",
 ]
 
-_SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy"}
-_SUBMODULES.add("farm")  # needs the `farm` extra (dask[distributed]); imported only when used
+# farm needs the `farm` extra (dask[distributed]); every sub-package is imported only when used.
+_SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy", "farm", "optimize"}
 _PREDICTOR_NAMES = {"JointPredictor": "JointPredictor", "load": "load"}
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -10,6 +10,9 @@
    ones predicted to meet a latency budget.
 5. Measure the budget picks and report predicted vs measured on the check set
    (Spearman, Kendall, MAPE) and whether the picks really meet the budget.
+6. Design for this machine under two budgets with ``edgeperf.optimize.search`` (exact on
+   NAS-Bench-201: CIFAR-10 accuracy from analog-nasbench when installed, else MACs as a
+   stand-in) and measure both designs for real.
 
 Everything measured lands in ``<out>/measurements.csv`` as it is measured, so
 a re-run resumes instead of measuring again.
@@ -44,6 +47,7 @@ class DemoConfig:
     train_archs: int | None = None  # train on this many public architectures (None: all), for quick runs
     out_dir: str = "edgeperf-demo"
     device_name: str | None = None
+    design_budget_quantiles: tuple = (0.25, 0.75)  # budgets of step 6, quantiles of predicted latency
     extra: dict = field(default_factory=dict)
 
 
@@ -131,6 +135,10 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
 
         picks_ms = _measure(profiler, space, picks, measurements, console, "4/4 measuring the budget picks")
 
+        designs, objective_label = _design(predictor, space, device, joint_ms, config.design_budget_quantiles)
+        design_ms = _measure(profiler, space, [d.arch for d in designs], measurements, console,
+                             f"optimize: measuring the designs for {len(designs)} budgets")
+
     position = {a: i for i, a in enumerate(candidates)}
     check_true = first_ms.loc[check].to_numpy()
     check_joint = joint_ms[[position[a] for a in check]]
@@ -158,6 +166,12 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
             "pick_measured_ms": picks_true.tolist(),
             "pick_predicted_ms": picks_pred.tolist(),
         },
+        "designs": [
+            {"budget_ms": d.budget_ms, "arch": d.arch, "predicted_ms": d.latency_ms, "checked_ms": d.latency_bound_ms,
+             "measured_ms": float(design_ms.loc[d.arch]), "objective": d.objective, "objective_name": objective_label,
+             "truly_within_budget": bool(design_ms.loc[d.arch] <= d.budget_ms)}
+            for d in designs
+        ],
         "config": asdict(config),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -175,10 +189,33 @@ def run_demo(config: DemoConfig = DemoConfig(), console=None) -> dict:
     t.add_row("proxy / path", f"{ranked.proxy} / {ranked.path}")
     b = report["budget"]
     t.add_row(f"budget picks meeting {budget_ms:.3f} ms", f"{b['truly_within_budget']}/{b['picked']}")
+    for d in report["designs"]:
+        t.add_row(f"design for {d['budget_ms']:.3f} ms ({d['objective_name']} {d['objective']:.2f}): "
+                  "predicted / measured", f"{d['predicted_ms']:.3f} / {d['measured_ms']:.3f} ms")
     console.print(t)
+    for d in report["designs"]:
+        console.print(f"design for {d['budget_ms']:.3f} ms: {d['arch']}", markup=False, highlight=False)
     console.print(f"report: {out / 'report.json'}, plot: {out / 'predicted_vs_measured.png'}, "
                   f"measurements: {measurements}")
     return report
+
+
+def _design(predictor, space, device, predicted_ms, quantiles):
+    """The best design for this machine under budgets at ``quantiles`` of ``predicted_ms``, and
+    the objective's label (accuracy needs the optional extra analog-nasbench)."""
+    from edgeperf.errors import DataValidationError, ObjectiveUnavailableError
+    from edgeperf.optimize import objectives, search
+
+    objective = objectives.get("macs")
+    if space.name == "nasbench201":
+        try:
+            objective = objectives.get("nb201-cifar10")
+            objective.score(space.sample(1, seed=0), space=space)  # loads (and checks) the table
+        except (ObjectiveUnavailableError, DataValidationError):  # not installed, or refused
+            objective = objectives.get("macs")
+    label = "CIFAR-10 top-1 %" if objective.kind == "accuracy" else "MMACs (stand-in for accuracy)"
+    budgets = [float(np.quantile(predicted_ms, q)) for q in quantiles]
+    return [search(predictor, objective=objective, budget_ms=b, devices=[device])[device] for b in budgets], label
 
 
 def _scores(metrics, true_ms, pred_ms) -> dict:

@@ -23,6 +23,9 @@ __all__ = [
     "FileAccessError",
     "FileLockedError",
     "FarmError",
+    "ObjectiveError",
+    "ObjectiveUnavailableError",
+    "DesignerFileError",
 ]
 
 import difflib
@@ -133,6 +136,18 @@ class FileLockedError(EdgePerfError, RuntimeError):
 
 class FarmError(EdgePerfError, RuntimeError):
     """A device farm cannot run: no scheduler, no device, or a device claimed by two workers."""
+
+
+class ObjectiveError(EdgePerfError, ValueError):
+    """An optimisation objective cannot score the architectures asked for (wrong space, gaps)."""
+
+
+class ObjectiveUnavailableError(EdgePerfError, RuntimeError):
+    """An objective needs an optional package or data source that is not installed."""
+
+
+class DesignerFileError(ModelFileError):
+    """A saved designer file is corrupted, foreign or does not match the space it names."""
 
 
 def __getattr__(name: str):

@@ -31,3 +31,6 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     again = run_demo(config)
     assert len(datasets.read(tmp_path / "measurements.csv")) == n_rows
     assert again["check_set"] == report["check_set"]
+    assert again["designs"] == report["designs"]
+    assert len(report["designs"]) == 2 and all(d["measured_ms"] > 0 for d in report["designs"])
+    assert report["designs"][0]["budget_ms"] < report["designs"][1]["budget_ms"]

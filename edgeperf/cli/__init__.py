@@ -35,13 +35,10 @@ def _root(
 
 
 def _register_all() -> None:
-    from edgeperf.cli import _datasets, _demo, _predict, _profile, _proxy
+    from edgeperf.cli import _datasets, _demo, _farm, _optimize, _predict, _profile, _proxy
 
-    for module in (_datasets, _profile, _predict, _proxy, _demo):
+    for module in (_datasets, _profile, _predict, _proxy, _demo, _farm, _optimize):
         module.register(app)
-    from edgeperf.cli import _farm
-
-    _farm.register(app)
 
 
 _register_all()

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from edgeperf.cli._profile import EXIT_INCOMPLETE, EXIT_INTERRUPTED, _parse_options, _read_archs_file
+from edgeperf.cli._predict import read_archs_file
+from edgeperf.cli._profile import EXIT_INCOMPLETE, EXIT_INTERRUPTED, _parse_options
 
 farm_app = typer.Typer(
     help="Device farm on Dask: every device a Dask resource, one task per (device, batch of archs).",
@@ -58,7 +59,7 @@ def profile(
 
     if (samples is None) == (archs_file is None):
         raise ArchitectureError("expected exactly one of --samples N or --archs FILE")
-    archs = _read_archs_file(archs_file) if archs_file is not None else None
+    archs = read_archs_file(archs_file) if archs_file is not None else None
     protocol = MeasurementProtocol(warmup=warmup, repeats=repeats, max_rounds=max_rounds, max_cv=max_cv)
     where = scheduler or "an embedded LocalCluster"
     typer.echo(f"profiling {space} on {where} -> {out}/", err=True)

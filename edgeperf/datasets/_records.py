@@ -23,6 +23,7 @@ METRICS: dict[str, str] = {
     "energy_mj": "energy of one forward pass, millijoules",
     "power_mw": "mean power during the timed runs, milliwatts",
     "memory_mb": "peak memory of one forward pass, megabytes",
+    "accuracy_top1": "top-1 accuracy, percent (an optimisation objective, not a device measurement)",
 }
 
 #: Optional columns of a tidy table, each with the Python type it holds.

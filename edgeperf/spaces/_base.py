@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from edgeperf.errors import ArchitectureError, UnknownNameError
+from edgeperf.errors import ArchitectureError, InvalidParameterError, UnknownNameError
 
 __all__ = ["SearchSpace", "check_arch_text", "MAX_ARCH_CHARS"]
 
@@ -109,9 +109,75 @@ class SearchSpace(abc.ABC):
     #: Number of architectures in the space, or ``None`` when too large to count.
     size: int | None = None
 
+    def sample(self, n: int, *, seed: int | None = None, unique: bool = False) -> list[str]:
+        """``n`` canonical strings drawn uniformly at random (reproducible for a given seed).
+
+        ``unique=True`` never repeats an architecture (a draw without replacement); asking for
+        more than :attr:`size` architectures then raises :class:`InvalidParameterError`.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise InvalidParameterError(f"expected a number of architectures >= 0, got {n!r}")
+        n = int(n)
+        rng = np.random.default_rng(seed)
+        if not unique:
+            return self._draw(rng, n)
+        if self.size is not None and n > self.size:
+            raise InvalidParameterError(
+                f"cannot draw {n} distinct architectures from space {self.name!r}: it holds only {self.size}"
+            )
+        if self.size is not None and n > self.size // 2:  # rejection would stall: permute the space
+            everything = list(self.enumerate())
+            return [everything[i] for i in rng.permutation(len(everything))[:n]]
+        seen: dict[str, None] = {}
+        while len(seen) < n:
+            seen.update(dict.fromkeys(self._draw(rng, n - len(seen))))
+        return list(seen)[:n]
+
     @abc.abstractmethod
-    def sample(self, n: int, *, seed: int | None = None) -> list[str]:
-        """``n`` canonical strings drawn uniformly at random (reproducible for a given seed)."""
+    def _draw(self, rng: np.random.Generator, n: int) -> list[str]:
+        """``n`` canonical strings drawn uniformly (with repeats) from ``rng``."""
+
+    # ---- decisions (what a NAS algorithm chooses) ------------------------------------------
+    @property
+    @abc.abstractmethod
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """The space's decisions in order: ``(decision_name, options)`` pairs.
+
+        Every architecture is one option index per decision (:meth:`to_choices`); every
+        tuple of indices is an architecture (:meth:`from_choices`).
+        """
+
+    @abc.abstractmethod
+    def _choice_values(self, parsed) -> tuple:
+        """The chosen option (a value of ``choices[i][1]``) of each decision of a parsed arch."""
+
+    @abc.abstractmethod
+    def _from_choice_values(self, values: tuple):
+        """The parsed architecture of one option value per decision."""
+
+    def to_choices(self, arch: str) -> tuple[int, ...]:
+        """Option index of each decision of ``arch`` (see :attr:`choices`)."""
+        values = self._choice_values(self.parse(arch))
+        return tuple(options.index(v) for (_, options), v in zip(self.choices, values))
+
+    def from_choices(self, indices) -> str:
+        """The canonical string of one option index per decision (validated)."""
+        decisions = self.choices
+        try:
+            items = list(indices)
+        except TypeError:
+            raise ArchitectureError(f"expected {len(decisions)} option indices, got {indices!r:.80}") from None
+        if len(items) != len(decisions):
+            raise ArchitectureError(f"expected {len(decisions)} option indices (one per decision), got {len(items)}")
+        values = []
+        for (name, options), i in zip(decisions, items):
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < len(options):
+                raise ArchitectureError(
+                    f"decision {name!r}: expected an option index in 0..{len(options) - 1}, got {i!r}"
+                )
+            values.append(options[int(i)])
+        # Every value is one of its decision's options, so the printed string is canonical.
+        return self.to_string(self._from_choice_values(tuple(values)))
 
     def enumerate(self) -> Iterator[str]:
         """Every architecture of a finite, enumerable space, in the space's official order."""

@@ -147,7 +147,17 @@ class FBNet(SearchSpace):
             v[i * len(OPS) + _OP_INDEX[op]] = 1.0
         return v
 
-    def sample(self, n: int, *, seed: int | None = None) -> list[str]:
-        rng = np.random.default_rng(seed)
+    def _draw(self, rng: np.random.Generator, n: int) -> list[str]:
         picks = rng.integers(0, len(OPS), size=(n, N_LAYERS))
         return [self.to_string(tuple(OPS[i] for i in row)) for row in picks]
+
+    @functools.cached_property
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """One decision per searchable layer, options :data:`OPS`."""
+        return tuple((f"layer{i}", OPS) for i in range(N_LAYERS))
+
+    def _choice_values(self, parsed: tuple[str, ...]) -> tuple:
+        return parsed
+
+    def _from_choice_values(self, values: tuple) -> tuple[str, ...]:
+        return tuple(values)

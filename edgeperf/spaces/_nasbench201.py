@@ -71,6 +71,9 @@ class NASBench201(SearchSpace):
     description = "NAS-Bench-201 CIFAR cell space: 6 edges x 5 ops, 15,625 cells, 3 stages of 5 cells, C=16"
     encodings = ("onehot", "structural")
     size = len(OPS) ** len(EDGES)
+    #: The operations and the (target node, source node) edges, in string order.
+    ops = OPS
+    edges = EDGES
 
     def parse(self, arch: str) -> tuple[str, ...]:
         check_arch_text(arch, "a NAS-Bench-201 cell string")
@@ -146,10 +149,20 @@ class NASBench201(SearchSpace):
             v[e * len(OPS) + _OP_INDEX[op]] = 1.0
         return v
 
-    def sample(self, n: int, *, seed: int | None = None) -> list[str]:
-        rng = np.random.default_rng(seed)
+    def _draw(self, rng: np.random.Generator, n: int) -> list[str]:
         picks = rng.integers(0, len(OPS), size=(n, len(EDGES)))
         return [self.to_string(tuple(OPS[i] for i in row)) for row in picks]
+
+    @functools.cached_property
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """One decision per edge (string order), options :data:`OPS`."""
+        return tuple((f"edge{t}<-{s}", OPS) for t, s in EDGES)
+
+    def _choice_values(self, parsed: tuple[str, ...]) -> tuple:
+        return parsed
+
+    def _from_choice_values(self, values: tuple) -> tuple[str, ...]:
+        return tuple(values)
 
     def enumerate(self) -> Iterator[str]:
         """All 15,625 cells, in the product order of :data:`OPS` (not NAS-Bench-201's own index

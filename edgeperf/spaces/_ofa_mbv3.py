@@ -232,8 +232,27 @@ class OFAMobileNetV3(SearchSpace):
 
         return OFAMobileNetV3Network(self.parse(arch), num_classes or NUM_CLASSES).eval()
 
-    def sample(self, n: int, *, seed: int | None = None) -> list[str]:
-        rng = np.random.default_rng(seed)
+    @functools.cached_property
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """Depth per stage, expansion and kernel per layer position, then resolution (the
+        order of the string's fields). A layer beyond its stage's depth does not run, so its
+        expansion and kernel change the string but not the network."""
+        return (
+            tuple((f"stage{s}:depth", DEPTHS) for s in range(N_STAGES))
+            + tuple((f"layer{i}:expand", EXPANDS) for i in range(N_LAYERS))
+            + tuple((f"layer{i}:kernel", KERNELS) for i in range(N_LAYERS))
+            + (("resolution", RESOLUTIONS),)
+        )
+
+    def _choice_values(self, parsed: tuple) -> tuple:
+        d, e, ks, r = parsed
+        return (*d, *e, *ks, r)
+
+    def _from_choice_values(self, values: tuple) -> tuple:
+        d, rest = values[:N_STAGES], values[N_STAGES:]
+        return tuple(d), tuple(rest[:N_LAYERS]), tuple(rest[N_LAYERS : 2 * N_LAYERS]), rest[-1]
+
+    def _draw(self, rng: np.random.Generator, n: int) -> list[str]:
         out = []
         for _ in range(n):
             d = tuple(int(x) for x in rng.choice(DEPTHS, N_STAGES))

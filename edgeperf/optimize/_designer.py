@@ -1,0 +1,516 @@
+"""The NN-based designer: device features + a budget -> a design, in one forward pass.
+
+Following Lu, Yang & Ren ("Scaling Up Deep Neural Network Optimization for Edge Inference"),
+a network maps the device's features and the constraint straight to a design, so a new
+device needs no search of its own. Training amortises search:
+
+1. a candidate pool: the whole space when it is finite (NAS-Bench-201), else the archive of
+   one regularised-evolution run shared by all training devices at five budgets each;
+2. devices: the predictor's training devices plus synthetic ones, interpolated in log-latency
+   space between random pairs/triples of them and shifted in overall speed. A synthetic
+   device's features are the same interpolation of the real devices' features, so features
+   and latencies stay consistent;
+3. labels: for each device and random budget, the best pool design within budget (the same
+   latency bound as :func:`search`), found exactly over the pool in one vectorised pass;
+4. a multi-layer perceptron with one categorical output per decision of ``space.choices``,
+   trained by cross-entropy.
+
+Device features (contract C6) come from the predictor's public API only: the log of its
+predictions for the space's reference architectures. Any device the predictor knows at call
+time has them, including one adapted after the designer was trained.
+
+``design`` decodes the most probable designs by beam search over the decisions, checks them
+against the predictor (the same bound as the search) and returns, of those that fit, the best
+by the objective when scoring them is a lookup (an accuracy table, MACs), else the most
+probable one. Designer files are a zip of JSON metadata and ``.npy`` arrays (no pickle), checked on load.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from edgeperf.errors import DesignerFileError, InvalidParameterError, NotFittedError
+from edgeperf.optimize._search import (
+    DEFAULT_CONFIDENCE,
+    Design,
+    InfeasibleBudgetWarning,
+    LatencyBound,
+    check_fitted,
+    resolve_devices,
+)
+
+__all__ = ["Designer", "device_features", "load_designer", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "edgeperf-designer"
+FORMAT_VERSION = 1
+_METADATA = "metadata.json"
+#: A designer file is a few MB; larger members are refused before they are read.
+MAX_MEMBER_BYTES = 256 * 2**20
+#: Quantiles of a device's pool latency that the pool-building search aims at.
+POOL_BUDGET_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: Random architectures added to an evolved pool (diversity for unusual devices); a fifth of
+#: that for objectives that are not cheap (zero-cost proxies).
+POOL_RANDOM = 500
+#: When none of the beam's candidates fits, the beam is widened once by this factor.
+_WIDER_BEAM = 8
+#: Devices (real + synthetic) whose labels are computed in one vectorised block.
+_LABEL_CHUNK = 64
+
+
+def device_features(predictor, device: str, reference_archs=None) -> np.ndarray:
+    """Log predicted latency (ms) of the reference architectures (default: the predictor's
+    space's, ``edgeperf.datasets.reference_archs``) on ``device`` (contract C6)."""
+    from edgeperf import datasets
+
+    refs = reference_archs if reference_archs is not None else datasets.reference_archs(predictor.space_)
+    return np.log(np.asarray(predictor.predict(list(refs), device=device), dtype=np.float64))
+
+
+def _inputs(features: np.ndarray, log_budget: np.ndarray) -> np.ndarray:
+    """Network input: the feature profile around its mean, the mean (device speed) and the
+    budget relative to it, so a device faster than all seen is a shift, not a new pattern."""
+    m = features.mean(axis=1, keepdims=True)
+    return np.hstack([features - m, m, log_budget[:, None] - m]).astype(np.float32)
+
+
+def _beam(logp: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``width`` most probable index tuples under independent per-decision log-probs."""
+    paths = np.zeros((1, 0), dtype=np.int64)
+    total = np.zeros(1)
+    for lp in logp:
+        cand = total[:, None] + lp[None, :]
+        flat = np.argsort(-cand, axis=None, kind="stable")[:width]
+        rows, opts = np.unravel_index(flat, cand.shape)
+        paths = np.hstack([paths[rows], opts[:, None]])
+        total = cand[rows, opts]
+    return paths, total
+
+
+class Designer(BaseEstimator):
+    """Maps (device features, latency budget) to a design of the predictor's space.
+
+    >>> d = Designer().fit(predictor, objective="nb201-cifar10")     # doctest: +SKIP
+    >>> d.design(device="pixel3", budget_ms=20.0)                    # doctest: +SKIP
+    >>> d.design(device="pixel3", budget_ms=20.0, k=5)               # top-5 Designs  # doctest: +SKIP
+
+    Parameters
+    ----------
+    hidden : widths of the hidden layers.
+    synthetic_devices : synthetic devices interpolated between the training devices.
+    budgets_per_device : random budgets per (real or synthetic) device.
+    budget_quantiles : budgets are drawn between these quantiles of each device's pool latency.
+    speed_shift : synthetic devices are up to ``exp(+-speed_shift)`` times faster or slower.
+    epochs, batch_size, learning_rate : training of the network (Adam).
+    pool_evaluations : size of the evolved pool for spaces too large to enumerate.
+    beam : candidates decoded and checked against the predictor per design.
+    margin, confidence : the latency bound, as in :func:`edgeperf.optimize.search`.
+    random_state : seed.
+    """
+
+    def __init__(self, *, hidden=(256, 256), synthetic_devices=1500, budgets_per_device=8,
+                 budget_quantiles=(0.02, 0.98), speed_shift=1.0, epochs=60, batch_size=256,
+                 learning_rate=2e-3, pool_evaluations=3000, beam=32, margin="auto",
+                 confidence=DEFAULT_CONFIDENCE, random_state=0):
+        self.hidden = hidden
+        self.synthetic_devices = synthetic_devices
+        self.budgets_per_device = budgets_per_device
+        self.budget_quantiles = budget_quantiles
+        self.speed_shift = speed_shift
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.pool_evaluations = pool_evaluations
+        self.beam = beam
+        self.margin = margin
+        self.confidence = confidence
+        self.random_state = random_state
+
+    # ---- training ----------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        def positive_int(name, minimum=1):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+                raise InvalidParameterError(f"expected Designer {name} >= {minimum}, got {v!r}")
+
+        for name in ("synthetic_devices", "budgets_per_device", "epochs", "batch_size", "pool_evaluations", "beam"):
+            positive_int(name, 0 if name == "synthetic_devices" else 1)
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise InvalidParameterError(f"expected hidden widths >= 1, got {self.hidden!r}")
+        lo, hi = self.budget_quantiles
+        if not 0 <= lo < hi <= 1:
+            raise InvalidParameterError(f"expected budget_quantiles 0 <= lo < hi <= 1, got {self.budget_quantiles!r}")
+        if not self.learning_rate > 0 or not self.speed_shift >= 0:
+            raise InvalidParameterError("expected learning_rate > 0 and speed_shift >= 0")
+
+    def fit(self, predictor, *, objective, devices=None, candidates=None, progress=None):
+        """Train on ``predictor``'s devices (or ``devices``) for ``objective``; returns self.
+
+        ``candidates``: use these architectures as the pool instead of building one.
+
+        ``progress(done, total, stage)`` is called as training advances (or pass None).
+        """
+        from edgeperf import datasets, spaces
+        from edgeperf.optimize import objectives
+
+        self._check_params()
+        check_fitted(predictor)
+        started = time.perf_counter()
+        report = progress or (lambda done, total, stage: None)
+        space = spaces.get(predictor.space_)
+        objective = objectives.make(objective)
+        objective.check_space(space)
+        devices = resolve_devices(predictor, devices, None)
+        rng = np.random.default_rng(self.random_state)
+        bound = LatencyBound(predictor, devices, margin=self.margin, confidence=self.confidence)
+
+        report(0, 4, "candidate pool")
+        pool = space.validate(candidates) if candidates is not None else self._pool(predictor, space, objective, devices)
+        scores = objective.score(pool, space=space)
+        _, pool_bound = bound(pool)
+        log_bound = np.log(pool_bound)
+        refs = list(datasets.reference_archs(space.name))
+        features = np.vstack([device_features(predictor, d, refs) for d in devices])
+
+        report(1, 4, "labels")
+        X, y = self._labels(rng, features, log_bound, scores, pool, space)
+
+        report(2, 4, "training")
+        self.input_mean_ = X.mean(axis=0)
+        self.input_scale_ = X.std(axis=0) + 1e-6
+        self.weights_, self.biases_, train_acc = self._train(rng, (X - self.input_mean_) / self.input_scale_, y, space)
+
+        self.space_ = space.name
+        self.choices_ = tuple((n, tuple(o)) for n, o in space.choices)
+        self.reference_archs_ = refs
+        self.objective_ = objective.describe()
+        self.objective_name_ = objective.name
+        self.bound_ = bound.describe()
+        self.training_ = {
+            "devices": list(devices), "pool_size": len(pool), "samples": int(len(y)),
+            "synthetic_devices": int(self.synthetic_devices), "label_accuracy_per_decision": train_acc,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        self.predictor_ = predictor
+        self.objective_instance_ = objective
+        report(4, 4, "done")
+        return self
+
+    def _pool(self, predictor, space, objective, devices) -> list[str]:
+        from edgeperf.optimize import optimizers
+
+        exhaustive = optimizers.get("exhaustive")
+        if objective.cheap and exhaustive.supports(space):
+            return list(space.enumerate())
+        probe = space.sample(POOL_RANDOM if objective.cheap else POOL_RANDOM // 5, seed=self.random_state, unique=True)
+        lat = np.vstack([predictor.predict(probe, device=d) for d in devices])
+        targets = [(j, float(np.quantile(lat[j], q))) for j in range(len(devices)) for q in POOL_BUDGET_QUANTILES]
+        rows = np.array([j for j, _ in targets])
+        bound = LatencyBound(predictor, devices, margin=self.margin, confidence=self.confidence)
+
+        def target_bound(archs):  # each device predicted once, then one row per (device, budget)
+            point, b = bound(archs)
+            return point[rows], b[rows]
+
+        problem = optimizers.Problem(
+            space=space, devices=[f"{devices[j]}@{b:.4g}ms" for j, b in targets],
+            budgets_ms=np.array([b for _, b in targets]),
+            score=lambda archs: objective.score(archs, space=space), latency_bound=target_bound,
+        )
+        optimizers.get("evolution").run(problem, n_evaluations=self.pool_evaluations, seed=self.random_state)
+        return list(dict.fromkeys(problem.archs + probe))
+
+    def _labels(self, rng, features, log_bound, scores, pool, space):
+        """Inputs and option-index labels of the best pool design for many (device, budget)."""
+        n_real = features.shape[0]
+        n_dev = n_real + self.synthetic_devices
+        weights = np.zeros((n_dev, n_real))
+        weights[np.arange(n_real), np.arange(n_real)] = 1.0
+        shift = np.zeros(n_dev)
+        for k in range(n_real, n_dev):
+            members = rng.choice(n_real, size=min(n_real, int(rng.integers(2, 4))), replace=False)
+            weights[k, members] = rng.dirichlet(np.ones(len(members)))
+            shift[k] = rng.uniform(-self.speed_shift, self.speed_shift)
+        pool_choices = np.array([space.to_choices(a) for a in pool], dtype=np.int64)
+        lo, hi = self.budget_quantiles
+        X, y = [], []
+        for start in range(0, n_dev, _LABEL_CHUNK):
+            w, s = weights[start : start + _LABEL_CHUNK], shift[start : start + _LABEL_CHUNK]
+            lat = w @ log_bound + s[:, None]  # (chunk, pool) log latency bound
+            feats = w @ features + s[:, None]
+            q = rng.uniform(lo, hi, size=(len(w), self.budgets_per_device))
+            budgets = np.stack([np.quantile(lat[i], q[i]) for i in range(len(w))])  # (chunk, B)
+            for b in range(self.budgets_per_device):
+                ok = lat <= budgets[:, b : b + 1]
+                masked = np.where(ok, scores[None, :], -np.inf)
+                best = masked.argmax(axis=1)
+                fits = ok.any(axis=1)
+                X.append(_inputs(feats[fits], budgets[fits, b]))
+                y.append(pool_choices[best[fits]])
+        return np.vstack(X), np.vstack(y)
+
+    def _train(self, rng, X, y, space):
+        import torch
+
+        torch.manual_seed(int(rng.integers(2**31)))
+        sizes = [len(o) for _, o in space.choices]
+        widths = [X.shape[1], *self.hidden]
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        layers.append(torch.nn.Linear(widths[-1], sum(sizes)))
+        net = torch.nn.Sequential(*layers)
+        opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
+        Xt, yt = torch.from_numpy(X.astype(np.float32)), torch.from_numpy(y)
+        splits = np.cumsum([0, *sizes])
+        for _ in range(self.epochs):
+            order = torch.from_numpy(rng.permutation(len(Xt)))
+            for i in range(0, len(Xt), self.batch_size):
+                idx = order[i : i + self.batch_size]
+                logits = net(Xt[idx])
+                loss = sum(
+                    torch.nn.functional.cross_entropy(logits[:, splits[k] : splits[k + 1]], yt[idx, k])
+                    for k in range(len(sizes))
+                )
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            sched.step()
+        with torch.no_grad():
+            logits = net(Xt)
+            acc = float(np.mean([
+                (logits[:, splits[k] : splits[k + 1]].argmax(1) == yt[:, k]).float().mean().item()
+                for k in range(len(sizes))
+            ]))
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        weights = [m.weight.detach().numpy().T.astype(np.float32).copy() for m in linears]
+        biases = [m.bias.detach().numpy().astype(np.float32).copy() for m in linears]
+        return weights, biases, round(acc, 4)
+
+    # ---- designing ---------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise NotFittedError("this Designer is not fitted yet; call fit(predictor, objective=...) or load_designer(path)")
+
+    def log_probabilities(self, features: np.ndarray, budget_ms: float) -> list[np.ndarray]:
+        """Per decision, the log-probabilities of its options for one device and budget."""
+        self._check_fitted()
+        h = (_inputs(features[None, :], np.array([math.log(budget_ms)])) - self.input_mean_) / self.input_scale_
+        for i, (w, b) in enumerate(zip(self.weights_, self.biases_)):
+            h = h @ w + b
+            if i < len(self.weights_) - 1:
+                h = np.maximum(h, 0.0)
+        out, start = [], 0
+        for _, options in self.choices_:
+            z = h[0, start : start + len(options)].astype(np.float64)
+            z = z - z.max()
+            out.append(z - math.log(np.exp(z).sum()))
+            start += len(options)
+        return out
+
+    def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None, objective=None):
+        """The design for ``device`` under ``budget_ms``: an architecture string, or with ``k``
+        the ``k`` most probable designs that fit, as :class:`Design` records.
+
+        ``predictor`` (default: the one the designer was fitted with; required after
+        :func:`load_designer`) supplies the device's features and the feasibility check;
+        ``device`` may be any device it knows now, including one adapted after training.
+        ``objective`` ranks the candidates that fit when it is cheap (default: the fitted one;
+        after :func:`load_designer`, the built-in objective named in the file, if any).
+        """
+        from edgeperf import spaces
+
+        self._check_fitted()
+        predictor = predictor if predictor is not None else getattr(self, "predictor_", None)
+        if predictor is None:
+            raise InvalidParameterError("this designer was loaded from a file: pass predictor=... to design()")
+        check_fitted(predictor)
+        if predictor.space_ != self.space_:
+            raise InvalidParameterError(f"the designer is for space {self.space_!r}, the predictor for {predictor.space_!r}")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise InvalidParameterError(f"expected k >= 1 designs, got {k!r}")
+        if isinstance(budget_ms, bool) or not isinstance(budget_ms, (int, float)) or not math.isfinite(budget_ms) or budget_ms <= 0:
+            raise InvalidParameterError(f"expected budget_ms > 0, got {budget_ms!r}")
+        resolve_devices(predictor, [device], None)
+        space = spaces.get(self.space_)
+        logp = self.log_probabilities(device_features(predictor, device, self.reference_archs_), float(budget_ms))
+        check = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)
+        width = max(self.beam, 4 * (k or 1))
+        for width in (width, _WIDER_BEAM * width):  # nothing fits the narrow beam: look wider once
+            paths, _ = _beam(logp, width)
+            archs = list(dict.fromkeys(space.from_choices(p) for p in paths))
+            point, bound = check(archs)
+            point, bound = point[0], bound[0]
+            fits = np.flatnonzero(bound <= budget_ms)
+            if len(fits):
+                break
+        if not len(fits):
+            warnings.warn(InfeasibleBudgetWarning(
+                f"none of the designer's {len(archs)} candidates fits {budget_ms:.4g} ms on {device} "
+                f"({self.bound_}); returning the fastest candidate, {bound.min():.4g} ms"), stacklevel=2)
+            fits = np.array([int(bound.argmin())])
+        if objective is not None:
+            from edgeperf.optimize import objectives
+
+            objective = objectives.make(objective)
+            objective = objective if objective.cheap else None
+        else:
+            objective = self._cheap_objective()
+        scores = np.full(len(archs), math.nan)
+        if objective is not None:  # a table lookup: rank the fitting candidates by it
+            scores[fits] = objective.score([archs[i] for i in fits], space=space)
+            fits = fits[np.argsort(-scores[fits], kind="stable")]
+        chosen = fits[: k or 1]
+        if k is None:
+            return archs[int(chosen[0])]
+        picked = [archs[i] for i in chosen]
+        return [
+            Design(device=device, budget_ms=float(budget_ms), arch=a, latency_ms=float(point[i]),
+                   latency_bound_ms=float(bound[i]), objective=float(s), feasible=bool(bound[i] <= budget_ms))
+            for a, i, s in zip(picked, chosen, scores[chosen])
+        ]
+
+    def _cheap_objective(self):
+        """The objective when scoring a few candidates costs nothing (a table, MACs): the
+        fitted one, or after loading a built-in one re-made by name; else None (proxies, or a
+        user's table that is not in the file)."""
+        from edgeperf.errors import EdgePerfError
+        from edgeperf.optimize import objectives
+
+        if not hasattr(self, "objective_instance_"):
+            try:
+                self.objective_instance_ = objectives.get(self.objective_name_)
+            except (EdgePerfError, TypeError):
+                self.objective_instance_ = None
+        obj = self.objective_instance_
+        return obj if obj is not None and obj.cheap else None
+
+    # ---- files -------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted designer to one file (zip of JSON metadata + .npy arrays)."""
+        from edgeperf._version import __version__
+
+        self._check_fitted()
+        path = Path(path)
+        arrays = {"input_mean": self.input_mean_, "input_scale": self.input_scale_}
+        for i, (w, b) in enumerate(zip(self.weights_, self.biases_)):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w, b
+        params = self.get_params()
+        params["hidden"] = list(params["hidden"])
+        params["budget_quantiles"] = list(params["budget_quantiles"])
+        meta = {
+            "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "edgeperf_version": __version__,
+            "params": params, "space": self.space_, "choices": [[n, list(o)] for n, o in self.choices_],
+            "reference_archs": self.reference_archs_, "objective": self.objective_,
+            "objective_name": self.objective_name_, "bound": self.bound_, "training": self.training_,
+            "n_layers": len(self.weights_),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr(_METADATA, json.dumps(meta, indent=1))
+                for name, arr in arrays.items():
+                    buf = io.BytesIO()
+                    np.save(buf, np.asarray(arr), allow_pickle=False)
+                    zf.writestr(f"arrays/{name}.npy", buf.getvalue())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+
+def load_designer(path: str | os.PathLike) -> Designer:
+    """Read a designer written by :meth:`Designer.save`; anything else raises
+    :class:`DesignerFileError`. Pass the predictor to ``design(..., predictor=p)``."""
+    from edgeperf import datasets, spaces
+    from edgeperf.errors import UnknownNameError
+
+    path = Path(path)
+    meta, arrays = _read(path)
+    try:
+        space = spaces.get(meta["space"])
+    except UnknownNameError as exc:
+        raise DesignerFileError(f"{path}: {exc}") from None
+    except (KeyError, TypeError):
+        raise DesignerFileError(f"{path}: metadata has no valid 'space'") from None
+    want = [[n, list(o)] for n, o in space.choices]
+    if meta.get("choices") != want:
+        raise DesignerFileError(f"{path}: its decisions do not match space {space.name!r} of this edgeperf version")
+    if meta.get("reference_archs") != list(datasets.reference_archs(space.name)):
+        raise DesignerFileError(f"{path}: it was trained on other reference architectures than {space.name!r} has now")
+    try:
+        params = dict(meta["params"])
+        params["hidden"] = tuple(params["hidden"])
+        params["budget_quantiles"] = tuple(params["budget_quantiles"])
+        d = Designer(**params)
+        n = int(meta["n_layers"])
+        weights = [arrays[f"w{i}"] for i in range(n)]
+        biases = [arrays[f"b{i}"] for i in range(n)]
+        mean, scale = arrays["input_mean"], arrays["input_scale"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DesignerFileError(f"{path}: metadata or arrays incomplete ({type(exc).__name__}: {exc})") from None
+    n_inputs = len(meta["reference_archs"]) + 2  # features around their mean, the mean, the budget
+    width = n_inputs
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
+            raise DesignerFileError(f"{path}: layer {i} has shapes {w.shape}/{b.shape}; expected ({width}, m)/(m,)")
+        width = w.shape[1]
+    if width != sum(len(o) for _, o in space.choices) or mean.shape != (n_inputs,) or scale.shape != (n_inputs,):
+        raise DesignerFileError(f"{path}: input or output sizes do not match space {space.name!r}")
+    if not all(np.isfinite(a).all() for a in (*weights, *biases, mean, scale)) or not (scale > 0).all():
+        raise DesignerFileError(f"{path}: non-finite parameters; the file is corrupted")
+    d.weights_, d.biases_ = [w.astype(np.float32) for w in weights], [b.astype(np.float32) for b in biases]
+    d.input_mean_, d.input_scale_ = mean.astype(np.float32), scale.astype(np.float32)
+    d.space_ = space.name
+    d.choices_ = tuple((n_, tuple(o)) for n_, o in space.choices)
+    d.reference_archs_ = list(meta["reference_archs"])
+    d.objective_, d.objective_name_ = str(meta.get("objective")), str(meta.get("objective_name"))
+    d.bound_, d.training_ = str(meta.get("bound")), meta.get("training", {})
+    return d
+
+
+def _read(path: Path) -> tuple[dict, dict]:
+    if not path.is_file():
+        raise DesignerFileError(f"expected an edgeperf designer file, but {path} does not exist or is not a file")
+    if not zipfile.is_zipfile(path):
+        raise DesignerFileError(f"{path} is not an edgeperf designer file (expected a zip written by Designer.save())")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            if _METADATA not in infos:
+                raise DesignerFileError(f"{path}: zip without {_METADATA}; not an edgeperf designer file")
+            for info in infos.values():
+                if info.file_size > MAX_MEMBER_BYTES or info.flag_bits & 0x1:
+                    raise DesignerFileError(f"{path}: member {info.filename} is encrypted or larger than "
+                                            f"{MAX_MEMBER_BYTES} bytes; refusing to read it")
+            try:
+                meta = json.loads(zf.read(_METADATA).decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise DesignerFileError(f"{path}: {_METADATA} is not valid JSON ({exc})") from None
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+                got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                raise DesignerFileError(f"{path}: expected format {FORMAT_NAME!r}, got {got!r}; not an edgeperf designer")
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise DesignerFileError(f"{path}: expected designer format version {FORMAT_VERSION}, got "
+                                        f"{meta.get('format_version')!r}; retrain with this edgeperf version")
+            arrays = {}
+            for name in infos:
+                if name.startswith("arrays/") and name.endswith(".npy"):
+                    try:
+                        arrays[name[len("arrays/") : -len(".npy")]] = np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
+                    except ValueError as exc:
+                        raise DesignerFileError(f"{path}: array {name} cannot be read without pickle: {exc}") from None
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+        raise DesignerFileError(f"{path}: corrupted or truncated designer file ({exc})") from None
+    return meta, arrays

@@ -1,0 +1,166 @@
+"""The NN-based designer: designs that fit, top-k, devices adapted after training, files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import edgeperf as ep
+from edgeperf.errors import DesignerFileError, InvalidParameterError, NotFittedError, UnknownDeviceError
+from edgeperf.optimize import Designer, InfeasibleBudgetWarning, load_designer, objectives, search
+
+from _optimize_support import DEVICES, small_predictor, synthetic_accuracy
+
+NB201 = ep.spaces.get("nasbench201")
+ALL = list(NB201.enumerate())
+FAST = dict(synthetic_devices=120, budgets_per_device=6, epochs=15, hidden=(64, 64))
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return copy.deepcopy(small_predictor())  # this module adapts a device into it
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    return objectives.get("accuracy", table=synthetic_accuracy())
+
+
+@pytest.fixture(scope="module")
+def designer(predictor, accuracy):
+    seen = []
+    d = Designer(**FAST).fit(predictor, objective=accuracy, progress=lambda done, total, stage: seen.append(stage))
+    assert seen[0] == "candidate pool" and seen[-1] == "done"
+    return d
+
+
+def test_designs_fit_and_are_near_the_search_optimum(designer, predictor, accuracy):
+    regrets = []
+    for dev in DEVICES:
+        lat = predictor.predict(ALL, device=dev) * (1 + ep.optimize.DEFAULT_MARGIN)
+        for q in (0.2, 0.5, 0.8):
+            budget = float(np.quantile(lat, q))
+            arch = designer.design(device=dev, budget_ms=budget)
+            assert NB201.canonical(arch) == arch
+            assert predictor.predict(arch, device=dev) * (1 + ep.optimize.DEFAULT_MARGIN) <= budget + 1e-9  # the feasibility check held
+            best = search(predictor, objective=accuracy, budget_ms=budget, devices=[dev])[dev].objective
+            regrets.append(best - accuracy.score([arch], space=NB201)[0])
+    assert min(regrets) >= 0  # the search is exact: nothing beats it
+    assert np.mean(regrets) < 5.0  # a learned design, not a random one (random cells: ~15 points)
+
+
+def test_top_k(designer):
+    designs = designer.design(device="pixel3", budget_ms=30.0, k=4)
+    assert 1 <= len(designs) <= 4 and len({d.arch for d in designs}) == len(designs)
+    assert all(d.feasible and d.latency_bound_ms <= 30.0 and np.isfinite(d.objective) for d in designs)
+    assert designs[0].arch == designer.design(device="pixel3", budget_ms=30.0)
+
+
+def test_device_adapted_after_training(designer, predictor):
+    wide = ep.datasets.load("help-nb201").wide()
+    refs = ep.datasets.reference_archs("nasbench201")
+    extra = list(wide.index[(wide["arch_index"] >= 3000) & (wide["arch_index"] < 3010)])
+    archs = refs + extra
+    predictor.adapt("gold_6240_new", archs=archs, values=wide.loc[archs, "gold_6240"].to_numpy())
+    budget = float(np.quantile(predictor.predict(ALL, device="gold_6240_new"), 0.5)) * (1 + ep.optimize.DEFAULT_MARGIN)
+    arch = designer.design(device="gold_6240_new", budget_ms=budget)
+    assert predictor.predict(arch, device="gold_6240_new") * (1 + ep.optimize.DEFAULT_MARGIN) <= budget
+
+
+def test_errors(designer, predictor):
+    with pytest.raises(UnknownDeviceError):
+        designer.design(device="no-such-device", budget_ms=10.0)
+    for bad in (0, -1.0, float("inf"), "10"):
+        with pytest.raises(InvalidParameterError):
+            designer.design(device="pixel3", budget_ms=bad)
+    with pytest.raises(InvalidParameterError):
+        designer.design(device="pixel3", budget_ms=10.0, k=0)
+    with pytest.raises(NotFittedError):
+        Designer().design(device="pixel3", budget_ms=10.0, predictor=predictor)
+    with pytest.raises(InvalidParameterError):
+        Designer(epochs=0).fit(predictor, objective="macs")
+
+
+def test_infeasible_budget_warns_and_returns_the_fastest_candidate(designer):
+    with pytest.warns(InfeasibleBudgetWarning, match="none of the designer's"):
+        arch = designer.design(device="pixel3", budget_ms=1e-4)
+    assert NB201.is_valid(arch)
+
+
+def test_save_load_round_trip(designer, predictor, accuracy, tmp_path):
+    path = designer.save(tmp_path / "nb201.designer")
+    loaded = load_designer(path)
+    for dev, budget in (("pixel3", 25.0), ("1080ti_1", 8.0), ("silver_4114", 20.0)):
+        again = loaded.design(device=dev, budget_ms=budget, predictor=predictor, objective=accuracy)
+        assert again == designer.design(device=dev, budget_ms=budget)
+        feats = ep.optimize.device_features(predictor, dev)
+        for a, b in zip(loaded.log_probabilities(feats, budget), designer.log_probabilities(feats, budget)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert loaded.training_["devices"] == designer.training_["devices"]
+    with pytest.raises(InvalidParameterError, match="pass predictor"):
+        loaded.design(device="pixel3", budget_ms=10.0)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _rewrite(src, dst, *, meta=None, arrays=None):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "metadata.json" and meta is not None:
+                m = json.loads(data)
+                meta(m)
+                data = json.dumps(m)
+            name = info.filename[len("arrays/") : -len(".npy")] if info.filename.startswith("arrays/") else None
+            if name is not None and arrays is not None and name in arrays:
+                import io
+
+                buf = io.BytesIO()
+                np.save(buf, arrays[name])
+                data = buf.getvalue()
+            zout.writestr(info.filename, data)
+    return dst
+
+
+@pytest.mark.parametrize("corrupt", [
+    "truncated", "not-a-zip", "wrong-format", "wrong-version", "other-space-decisions", "nan-weights",
+    "wrong-shape", "missing-array", "unknown-space",
+])
+def test_corrupted_designer_files_are_refused(designer, tmp_path, corrupt):
+    good = designer.save(tmp_path / "good.designer")
+    bad = tmp_path / "bad.designer"
+    if corrupt == "truncated":
+        bad.write_bytes(good.read_bytes()[:200])
+    elif corrupt == "not-a-zip":
+        bad.write_text("hello")
+    elif corrupt == "wrong-format":
+        _rewrite(good, bad, meta=lambda m: m.update(format="edgeperf-model"))
+    elif corrupt == "wrong-version":
+        _rewrite(good, bad, meta=lambda m: m.update(format_version=99))
+    elif corrupt == "other-space-decisions":
+        _rewrite(good, bad, meta=lambda m: m["choices"].pop())
+    elif corrupt == "unknown-space":
+        _rewrite(good, bad, meta=lambda m: m.update(space="darts"))
+    elif corrupt == "nan-weights":
+        _rewrite(good, bad, arrays={"w0": np.full_like(designer.weights_[0], np.nan)})
+    elif corrupt == "wrong-shape":
+        _rewrite(good, bad, arrays={"w1": np.zeros((3, 3), dtype=np.float32)})
+    elif corrupt == "missing-array":
+        _rewrite(good, bad, meta=lambda m: m.update(n_layers=m["n_layers"] + 1))
+    with pytest.raises(DesignerFileError):
+        load_designer(bad)
+
+
+def test_designer_for_fbnet_with_an_evolved_pool():
+    table = ep.datasets.load("help-fbnet")
+    archs = set(table.archs[:600]) | set(ep.datasets.reference_archs("fbnet"))
+    p = ep.JointPredictor(model_params={"n_estimators": 30}).fit(table.select(devices=["pixel3", "1080ti_1", "silver_4114"], archs=archs))
+    d = Designer(pool_evaluations=400, **FAST).fit(p, objective="macs")
+    assert d.training_["pool_size"] > 400  # the evolved archive plus random diversity
+    fb = ep.spaces.get("fbnet")
+    budget = float(np.quantile(p.predict(fb.sample(300, seed=1), device="pixel3"), 0.5))
+    arch = d.design(device="pixel3", budget_ms=budget)
+    assert fb.is_valid(arch) and p.predict(arch, device="pixel3") * (1 + ep.optimize.DEFAULT_MARGIN) <= budget
