@@ -14,16 +14,24 @@ Sub-packages: :mod:`~edgeperf.optimize.objectives` (what "best" means) and
 
 from __future__ import annotations
 
+import importlib
+
 from edgeperf.optimize import objectives, optimizers
-from edgeperf.optimize._designer import Designer, device_features, load_designer
-from edgeperf.optimize._search import (
-    DEFAULT_CONFIDENCE,
-    DEFAULT_MARGIN,
-    Design,
-    InfeasibleBudgetWarning,
-    SearchResult,
-    search,
-)
+
+# Search and designer import scikit-learn (through NotFittedError and BaseEstimator): load them on
+# first use so that `edgeperf --help` and the objective registry stay light.
+_LAZY = {
+    "Designer": "_designer", "device_features": "_designer", "load_designer": "_designer",
+    "DEFAULT_CONFIDENCE": "_search", "DEFAULT_MARGIN": "_search", "Design": "_search",
+    "InfeasibleBudgetWarning": "_search", "SearchResult": "_search", "search": "_search",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"edgeperf.optimize.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "search",
@@ -38,3 +46,7 @@ __all__ = [
     "objectives",
     "optimizers",
 ]
+
+
+def __dir__():
+    return sorted(__all__)
