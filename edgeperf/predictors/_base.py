@@ -231,13 +231,39 @@ class BasePredictor(BaseEstimator):
         }, {}
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> "BasePredictor":
-        """Restore :meth:`_get_state`'s output (KeyError/TypeError/ValueError on a malformed one)."""
-        self.space_, self.encoding_, self.metric_ = str(meta["space"]), str(meta["encoding"]), str(meta["metric"])
-        self.devices_ = [str(d) for d in meta["devices"]]
-        self.n_features_ = int(meta["n_features"])
+        """Restore :meth:`_get_state`'s output, checked (ModelFileError, or KeyError/TypeError/ValueError
+        that ``load`` turns into one)."""
+        from edgeperf import spaces
+        from edgeperf.errors import ModelFileError
+        from edgeperf.predictors._io import str_list
+
+        space = spaces.get(str(meta["space"]))  # UnknownNameError for a space this edgeperf lacks
+        encoding = meta["encoding"]
+        if encoding != GRAPH_ENCODING and encoding not in space.encodings:
+            raise ModelFileError(
+                f"unknown encoding {encoding!r} of space {space.name!r}; expected one of {list(space.encodings)}"
+            )
+        n_features = meta["n_features"]
+        want = _graph_dim() if encoding == GRAPH_ENCODING else space.encoding_dim(encoding)
+        if isinstance(n_features, bool) or n_features != want:
+            raise ModelFileError(f"n_features {n_features!r} disagrees with encoding {encoding!r} ({want} features)")
+        devices = str_list(meta, "devices")
+        if len(set(devices)) != len(devices):
+            raise ModelFileError("the device list repeats a device; the file is corrupted")
+        if not isinstance(meta["metric"], str) or not isinstance(meta["training"], dict):
+            raise ModelFileError("metric must be a string and training a JSON object; the file is corrupted")
+        self.space_, self.encoding_, self.metric_ = space.name, encoding, meta["metric"]
+        self.devices_ = devices
+        self.n_features_ = int(n_features)
         self.training_ = meta["training"]
         self._reset_caches()
         return self
+
+
+def _graph_dim() -> int:
+    from edgeperf import features
+
+    return len(features.FEATURE_NAMES)
 
 
 def _jsonable_params(params: dict) -> dict:

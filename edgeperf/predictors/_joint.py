@@ -33,6 +33,7 @@ from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationEr
 from edgeperf.predictors import adapt as _adapt
 from edgeperf.predictors._base import BasePredictor, _space_index, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
+from edgeperf.predictors._io import finite_array, finite_list, str_list
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, reference_archs
 from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor, regressor_from_state, regressor_state
 from edgeperf.spaces._costs import COST_COLUMNS
@@ -359,33 +360,65 @@ class JointPredictor(BasePredictor):
 
     def _set_state(self, meta: dict, arrays: dict) -> "JointPredictor":
         super()._set_state(meta, arrays)
-        self.reference_archs_ = list(meta["reference_archs"])
-        self.train_devices_ = list(meta["train_devices"])
-        self.device_params_ = dict(meta["device_params"])
-        self.static_fields_ = list(meta["static_fields"])
-        self.static_means_ = [float(v) for v in meta["static_means"]]
-        self.prior_noise_var_ = float(meta["prior_noise_var"])
-        self.prior_mean_, self.prior_cov_ = arrays["prior_mean"], arrays["prior_cov"]
-        self.model_ = regressor_from_state(meta["model"], arrays, "model")
-        if set(self.device_params_) != set(self.train_devices_):
+        refs = str_list(meta, "reference_archs")
+        train = str_list(meta, "train_devices")
+        fields = str_list(meta, "static_fields")
+        if not refs or not train or self.devices_[: len(train)] != train:
+            raise ModelFileError("reference architectures or training devices missing or out of order; the file is corrupted")
+        if set(fields) - set(STATIC_FIELDS):
+            raise ModelFileError(f"unknown static device fields {sorted(set(fields) - set(STATIC_FIELDS))}")
+        device_params = meta["device_params"]
+        if not isinstance(device_params, dict) or sorted(device_params) != sorted(train):
             raise ModelFileError("training devices and device parameters disagree; the file is corrupted")
-        self.adapters_ = {}
-        host = _Host(self)
-        for dev, entry in dict(meta.get("adapted", {})).items():
-            s_meta = entry["state"]
-            cls = _adapt.get(s_meta.get("strategy")) if s_meta.get("strategy") in ADAPT_STRATEGIES else None
-            if cls is None:
-                raise ModelFileError(
-                    f"adapted device {dev!r} uses strategy {s_meta.get('strategy')!r}, unknown to this edgeperf "
-                    f"(known: {', '.join(ADAPT_STRATEGIES)}); upgrade edgeperf or re-adapt the device"
-                )
-            s_arrays = {k: arrays[f"{entry['key']}/{k}"] for k in entry["arrays"]}
-            strategy = cls().set_state(s_meta, s_arrays)
-            strategy.check_host(host)
-            self.adapters_[dev] = strategy
+        checked = {}
+        for dev, p in device_params.items():
+            n_train = p["n_train"]
+            if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
+                raise ModelFileError(f"device {dev!r}: n_train must be a positive integer, got {n_train!r}")
+            checked[dev] = {"signature": finite_list(p, "signature", len(refs)),
+                            "static": finite_list(p, "static", len(fields)), "n_train": n_train}
+        noise = meta["prior_noise_var"]
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (np.isfinite(noise) and noise > 0):
+            raise ModelFileError(f"prior_noise_var must be a finite number > 0, got {noise!r}")
+        d = self.n_features_ + 1
+        model = regressor_from_state(meta["model"], arrays, "model")
+        if model.n_features_in_ != len(refs) + len(fields) + self.n_features_:
+            raise ModelFileError(
+                f"the joint model takes {model.n_features_in_} inputs, expected {len(refs) + len(fields) + self.n_features_} "
+                "(signature + static features + encoding); the file is corrupted"
+            )
+        self.reference_set = meta.get("reference_set", self.reference_set)
+        self.reference_archs_, self.train_devices_, self.static_fields_ = refs, train, fields
+        self.static_means_ = finite_list(meta, "static_means", len(fields))
+        self.device_params_ = checked
+        self.prior_noise_var_ = float(noise)
+        self.prior_mean_ = finite_array(arrays, "prior_mean", (d,))
+        self.prior_cov_ = finite_array(arrays, "prior_cov", (d, d))
+        self.model_ = model
+        self.adapters_ = self._load_adapters(meta.get("adapted", {}), arrays)
         if list(self.devices_) != self.train_devices_ + list(self.adapters_):
             raise ModelFileError("the device list disagrees with the training and adapted devices; the file is corrupted")
         return self
+
+    def _load_adapters(self, adapted, arrays) -> dict:
+        if not isinstance(adapted, dict):
+            raise ModelFileError(f"adapted devices: expected a JSON object, got {type(adapted).__name__}")
+        host = _Host(self)
+        out = {}
+        for dev, entry in adapted.items():
+            s_meta = entry["state"]
+            name = s_meta.get("strategy") if isinstance(s_meta, dict) else None
+            if name not in ADAPT_STRATEGIES:
+                raise ModelFileError(
+                    f"adapted device {dev!r} uses strategy {name!r}, unknown to this edgeperf "
+                    f"(known: {', '.join(ADAPT_STRATEGIES)}); upgrade edgeperf or re-adapt the device"
+                )
+            key = entry["key"]
+            s_arrays = {k: arrays[f"{key}/{k}"] for k in str_list(entry, "arrays")}
+            strategy = _adapt.get(name)().set_state(s_meta, s_arrays)
+            strategy.check_host(host)
+            out[dev] = strategy
+        return out
 
 
 def _numeric_vector(values, what: str) -> np.ndarray:

@@ -84,4 +84,7 @@ class PerDevicePredictor(BasePredictor):
         if sorted(models) != sorted(self.devices_):
             raise ModelFileError("the device list disagrees with the per-device models; the file is corrupted")
         self.models_ = {d: regressor_from_state(models[d], arrays, models[d]["key"]) for d in self.devices_}
+        wrong = [d for d, m in self.models_.items() if m.n_features_in_ != self.n_features_]
+        if wrong:
+            raise ModelFileError(f"the models of {wrong[:3]} do not take {self.n_features_} features; the file is corrupted")
         return self

@@ -99,15 +99,35 @@ class XGBoostRegressor(RegressorMixin, BaseEstimator):
     def _import_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> "XGBoostRegressor":
         import xgboost
 
+        n_in = _n_features_in(meta)
+        raw = arrays.get("booster_json")
+        if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ModelFileError("expected the XGBoost model as a 1-D uint8 array of its JSON")
         try:
             booster = xgboost.Booster()
-            booster.load_model(bytearray(arrays["booster_json"].tobytes()))
-        except (KeyError, xgboost.core.XGBoostError) as exc:
+            booster.load_model(bytearray(raw.tobytes()))
+            booster.set_param({"nthread": int(self.n_jobs)})
+            n_booster = booster.num_features()
+        except (xgboost.core.XGBoostError, TypeError, ValueError) as exc:
             raise ModelFileError(f"expected an XGBoost model saved as JSON, could not read it: {exc}") from None
-        booster.set_param({"nthread": self.n_jobs})
+        if n_booster != n_in:
+            raise ModelFileError(f"the XGBoost model takes {n_booster} features, the file says {n_in}")
         self.booster_ = booster
-        self.n_features_in_ = int(meta["n_features_in"])
+        self.n_features_in_ = n_in
         return self
+
+
+def _n_features_in(meta: dict) -> int:
+    n = meta["n_features_in"] if isinstance(meta, dict) else None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ModelFileError(f"n_features_in must be a positive integer, got {n!r}")
+    return n
+
+
+def _finite(arrays: dict, name: str, shape: tuple) -> np.ndarray:
+    from edgeperf.predictors._io import finite_array
+
+    return finite_array(arrays, name, shape)
 
 
 class SklearnRegressor(RegressorMixin, BaseEstimator):
@@ -153,12 +173,16 @@ class SklearnRegressor(RegressorMixin, BaseEstimator):
     def _import_state(self, meta, arrays):
         from sklearn.linear_model import LinearRegression
 
+        n_in = _n_features_in(meta)
         lin = LinearRegression()
-        lin.coef_ = arrays["coef"]
-        lin.intercept_ = arrays["intercept"][0]
-        lin.n_features_in_ = int(meta["n_features_in"])
+        coef, intercept = arrays.get("coef"), arrays.get("intercept")
+        _finite(arrays, "coef", (n_in,))
+        _finite(arrays, "intercept", (1,))
+        lin.coef_ = coef  # the saved dtype: a float32 fit predicts in float32
+        lin.intercept_ = intercept[0]
+        lin.n_features_in_ = n_in
         self.estimator_ = lin
-        self.n_features_in_ = int(meta["n_features_in"])
+        self.n_features_in_ = n_in
         return self
 
 
@@ -250,15 +274,27 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         return meta, arrays
 
     def _import_state(self, meta, arrays):
-        try:
-            n = int(meta["n_layers"])
-            self.coefs_ = [np.asarray(arrays[f"w{i}"], np.float64) for i in range(n)]
-            self.intercepts_ = [np.asarray(arrays[f"b{i}"], np.float64) for i in range(n)]
-            self.x_mean_, self.x_scale_ = arrays["x_mean"], arrays["x_scale"]
-            self.y_mean_, self.y_scale_ = float(meta["y_mean"]), float(meta["y_scale"])
-            self.n_features_in_ = int(meta["n_features_in"])
-        except KeyError as exc:
-            raise ModelFileError(f"MLP weights incomplete: missing {exc}") from None
+        n_in = _n_features_in(meta)
+        n = meta.get("n_layers")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+            raise ModelFileError(f"MLP: n_layers must be an integer in [1, 64], got {n!r}")
+        coefs, intercepts, width = [], [], n_in
+        for i in range(n):
+            w = arrays.get(f"w{i}")
+            out = w.shape[1] if w is not None and w.ndim == 2 else None
+            if i == n - 1 and out != 1:
+                raise ModelFileError(f"MLP: the last layer must have 1 output, got weights of shape {getattr(w, 'shape', None)}")
+            coefs.append(_finite(arrays, f"w{i}", (width, out)))
+            intercepts.append(_finite(arrays, f"b{i}", (out,)))
+            width = out
+        y_mean, y_scale = meta.get("y_mean"), meta.get("y_scale")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (y_mean, y_scale)):
+            raise ModelFileError(f"MLP: y_mean and y_scale must be finite numbers, got {y_mean!r}, {y_scale!r}")
+        self.x_mean_ = _finite(arrays, "x_mean", (n_in,))
+        self.x_scale_ = _finite(arrays, "x_scale", (n_in,))
+        self.coefs_, self.intercepts_ = coefs, intercepts
+        self.y_mean_, self.y_scale_ = float(y_mean), float(y_scale)
+        self.n_features_in_ = n_in
         return self
 
 
