@@ -20,6 +20,7 @@ __all__ = [
     "EnergyMeterUnavailableError",
     "AdaptationError",
     "InvalidParameterError",
+    "ExtrapolationWarning",
 ]
 
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
@@ -108,3 +109,7 @@ class AdaptationError(EdgePerfError, ValueError):
 
 class InvalidParameterError(EdgePerfError, ValueError):
     """A setting (protocol, predictor or CLI option) is outside its valid range."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction far outside the training data (e.g. a model with many times the largest MACs seen)."""

@@ -19,6 +19,7 @@ from edgeperf.predictors._joint import (
 )
 from edgeperf.predictors._load import load
 from edgeperf.predictors._perdevice import PerDevicePredictor
+from edgeperf.predictors._report import AdaptReport
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, REFERENCE_SETS, reference_archs
 from edgeperf.predictors._regressors import SklearnRegressor, TorchMLPRegressor, XGBoostRegressor
 
@@ -31,6 +32,7 @@ __all__ = [
     "TorchMLPRegressor",
     "load",
     "adapt",
+    "AdaptReport",
     "reference_archs",
     "REFERENCE_SETS",
     "DEFAULT_REFERENCE_SET",

@@ -18,18 +18,30 @@ returns for those architectures.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from edgeperf.errors import ArchitectureError, DataValidationError, NotFittedError, UnknownDeviceError
+from edgeperf.errors import (
+    ArchitectureError,
+    DataValidationError,
+    EdgePerfError,
+    ExtrapolationWarning,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+    UnknownDeviceError,
+)
 
 __all__ = ["BasePredictor", "GRAPH_ENCODING"]
 
 #: Encoding name of generic ONNX graph features (``edgeperf.features.onnx_features``).
 GRAPH_ENCODING = "graph"
+#: MACs or parameters this many times beyond the training range trigger an ExtrapolationWarning.
+EXTRAPOLATION_FACTOR = 2.0
 #: Spaces at most this large get a full per-device prediction cache.
 MAX_CACHED_SPACE_SIZE = 100_000
 #: float32 holds integers exactly up to 2**24: one-hot bits are summed in chunks of this many.
@@ -95,7 +107,7 @@ class BasePredictor(BaseEstimator):
             )
 
     def _check_device(self, device: str) -> None:
-        if device not in self._device_set():
+        if not isinstance(device, str) or device not in self._device_set():
             raise UnknownDeviceError(
                 device,
                 self.devices_,
@@ -109,6 +121,16 @@ class BasePredictor(BaseEstimator):
         if s is None or len(s) != len(self.devices_):
             s = self._devices_set = set(self.devices_)
         return s
+
+    def _check_encoding(self, space) -> str:
+        """The encoding to fit with: ``encoding`` or the space's default; InvalidParameterError if unknown."""
+        encoding = self.encoding or space.encodings[0]
+        if encoding != GRAPH_ENCODING and encoding not in space.encodings:
+            raise InvalidParameterError(
+                f"unknown encoding {encoding!r} for space {space.name!r}; expected one of "
+                f"{[*space.encodings, GRAPH_ENCODING]}"
+            )
+        return encoding
 
     def _space(self):
         from edgeperf import spaces
@@ -182,8 +204,49 @@ class BasePredictor(BaseEstimator):
                 if pos is not None:
                     return table[pos]
         X, single = self._encode_input(archs, input_shape)
+        if not isinstance(archs, np.ndarray):  # parsed inputs: cheap to check next to parsing
+            self._warn_if_extrapolating(X)
         out = np.exp(self._predict_log(np.asarray(X, dtype=np.float32), device))
         return float(out[0]) if single else out
+
+    def score(self, archs, y, *, device: str | None = None) -> float:
+        """R^2 of ``log(y)`` predicted from ``archs`` on ``device`` (scikit-learn's ``score`` convention).
+
+        In log space because the model is (errors are relative, like MAPE); ``device`` may be
+        omitted for a predictor of one device.
+        """
+        from sklearn.metrics import r2_score
+
+        self._check_fitted()
+        if device is None:
+            if len(self.devices_) != 1:
+                raise InvalidParameterError(f"score() needs device= for a predictor of {len(self.devices_)} devices")
+            device = self.devices_[0]
+        y = np.asarray(y, dtype=np.float64).ravel()
+        pred = np.atleast_1d(np.asarray(self.predict(archs, device=device), dtype=np.float64))
+        if pred.shape != y.shape or not (np.isfinite(y).all() and (y > 0).all()):
+            raise DataValidationError(f"expected {pred.size} finite values > 0 in y, got {y.size}")
+        return float(r2_score(np.log(y), np.log(pred)))
+
+    def _warn_if_extrapolating(self, X: np.ndarray) -> None:
+        """ExtrapolationWarning when MACs or parameters lie far outside the training range."""
+        ranges = getattr(self, "cost_range_", None)
+        if not ranges:
+            return
+        values = _costs_of(self._space(), self.encoding_, X)
+        if values is None:
+            return
+        found = []
+        for name, (lo, hi) in ranges.items():
+            v = values[name]
+            far = (v > hi * EXTRAPOLATION_FACTOR) | (v < lo / EXTRAPOLATION_FACTOR)
+            if far.any():
+                i = int(np.flatnonzero(far)[0])
+                found.append(f"{int(far.sum())} of {v.size} have {name} far outside the training data "
+                             f"(e.g. #{i}: {v[i]:.4g}; training range {lo:.4g} to {hi:.4g})")
+        if found:
+            warnings.warn(f"architectures: {'; '.join(found)}; their predictions are extrapolations",
+                          ExtrapolationWarning, stacklevel=3)
 
     def _positions(self, index: _SpaceIndex, archs: Sequence[str]) -> np.ndarray:
         get = index.position.get
@@ -228,6 +291,7 @@ class BasePredictor(BaseEstimator):
             "devices": list(self.devices_),
             "n_features": self.n_features_,
             "training": self.training_,
+            "cost_range": {k: list(v) for k, v in getattr(self, "cost_range_", {}).items()},
         }, {}
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> "BasePredictor":
@@ -256,6 +320,14 @@ class BasePredictor(BaseEstimator):
         self.devices_ = devices
         self.n_features_ = int(n_features)
         self.training_ = meta["training"]
+        ranges = meta.get("cost_range", {})
+        if not isinstance(ranges, dict) or not all(
+            k in ("macs", "params") and isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v)
+            for k, v in ranges.items()
+        ):
+            raise ModelFileError(f"cost_range: expected {{'macs'|'params': [low, high]}} of positive numbers, got {ranges!r:.80}")
+        self.cost_range_ = {k: (float(v[0]), float(v[1])) for k, v in ranges.items()}
         self._reset_caches()
         return self
 
@@ -283,6 +355,35 @@ def _jsonable_params(params: dict) -> dict:
                 f"cannot save parameter {k}={v!r} without pickle; use a model name such as 'xgboost' or 'mlp'"
             ) from None
         out[k] = v
+    return out
+
+
+def _costs_of(space, encoding: str, X: np.ndarray) -> "dict[str, np.ndarray] | None":
+    """MACs and parameters of encoded rows (graph features or the space's analytic costs), or None."""
+    if encoding == GRAPH_ENCODING:
+        from edgeperf import features
+
+        names = list(features.FEATURE_NAMES)
+        return {"macs": X[:, names.index("total:mmacs")] * 1e6, "params": X[:, names.index("total:mparams")] * 1e6}
+    if encoding != "onehot":  # analytic costs are computed from one-hot rows only
+        return None
+    try:
+        costs = space.cost_matrix(np.asarray(X))
+    except (NotImplementedError, EdgePerfError, ValueError):
+        return None
+    from edgeperf.spaces._costs import COST_COLUMNS
+
+    return {"macs": costs[:, COST_COLUMNS.index("macs")], "params": costs[:, COST_COLUMNS.index("params")]}
+
+
+def cost_range_of(space, encoding: str, X: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Training range (min, max) of MACs and parameters (positive values only), for extrapolation warnings."""
+    values = _costs_of(space, encoding, X)
+    out = {}
+    for name, v in (values or {}).items():
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            out[name] = (float(v.min()), float(v.max()))
     return out
 
 

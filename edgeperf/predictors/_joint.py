@@ -29,11 +29,13 @@ import math
 
 import numpy as np
 
-from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationError, ModelFileError
+from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationError, InvalidParameterError, ModelFileError
 from edgeperf.predictors import adapt as _adapt
-from edgeperf.predictors._base import BasePredictor, _space_index, encode_archs
+from edgeperf.predictors._base import BasePredictor, _space_index, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
 from edgeperf.predictors._io import finite_array, finite_list, str_list
+from edgeperf.predictors._params import Progress, check_common_params, check_progress
+from edgeperf.predictors._report import AdaptReport
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, reference_archs
 from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor, regressor_from_state, regressor_state
 from edgeperf.spaces._costs import COST_COLUMNS
@@ -48,6 +50,8 @@ DEFAULT_ADAPT_STRATEGY = _adapt.DEFAULT
 COST_BASIS = tuple(f"@{c}" for c in COST_COLUMNS)
 #: Fewer target measurements than this cannot fit even an affine map with a check left over.
 MIN_ADAPT_MEASUREMENTS = _adapt.MIN_MEASUREMENTS
+#: HELP's budget: the 10 reference architectures + 10 others.
+RECOMMENDED_ADAPT_MEASUREMENTS = 20
 #: Repeats of one architecture may differ by this share of their median before adapt refuses them.
 MAX_REPEAT_SPREAD = 0.5
 #: DeviceSpec fields used as static device features (numeric, or a tuple reduced by max).
@@ -138,23 +142,31 @@ class JointPredictor(BasePredictor):
         self.random_state = random_state
 
     # ---- fit ---------------------------------------------------------------------------------
-    def fit(self, table, devices=None):
+    def fit(self, table, devices=None, *, progress=None):
         """Train on every device of ``table`` (or just ``devices``); returns self.
 
-        Learned attributes are assigned only once everything has succeeded: a failed
-        fit leaves a previously fitted predictor as it was.
+        ``progress``: optional ``progress(done, total, stage)`` callback (reference
+        imputation per device, each boosting round, the Bayes prior). Learned attributes
+        are assigned only once everything has succeeded: a failed fit leaves a
+        previously fitted predictor as it was.
         """
         from edgeperf import spaces
 
-        if self.adapt_strategy not in ADAPT_STRATEGIES:
-            raise AdaptationError(f"unknown adapt_strategy {self.adapt_strategy!r}; expected one of {ADAPT_STRATEGIES}")
+        self._check_params(progress)
         table = as_table(table)
         space = spaces.get(table.space)
-        encoding = self.encoding or space.encodings[0]
+        encoding = self._check_encoding(space)
         archs, devs, L = log_matrix(table, self.metric, devices)
         X = encode_archs(space, encoding, archs)
         refs = reference_archs(space.name, self.reference_set)
         Xref = encode_archs(space, encoding, refs)
+        params = dict(_JOINT_DEFAULTS) if self.model == "xgboost" else {}
+        params.update(self.model_params or {})
+        model = make_regressor(self.model, self.random_state, params)
+        if isinstance(model, XGBoostRegressor):
+            model._check_params()  # before any work
+        rounds = int(model.n_estimators) if isinstance(model, XGBoostRegressor) else 1
+        steps = Progress(progress, len(devs) + rounds + 1)
         row_of = {a: i for i, a in enumerate(archs)}
 
         signatures, imputed = [], {}
@@ -172,6 +184,7 @@ class JointPredictor(BasePredictor):
                 sig[missing] = helper.fit(X[ok], L[ok, j]).predict(Xref[missing])
                 imputed[dev] = int(missing.sum())
             signatures.append(sig)
+            steps.step("device signatures")
 
         specs = [table.device_spec(d) for d in devs]
         fields = [f for f in STATIC_FIELDS if any(_static_vector(s, [f])[0] == _static_vector(s, [f])[0] for s in specs)]
@@ -195,10 +208,14 @@ class JointPredictor(BasePredictor):
             F[row : row + k, emb.size :] = X[ok]
             row += k
             target.append(L[ok, j] - sig.mean())
-        params = dict(_JOINT_DEFAULTS) if self.model == "xgboost" else {}
-        params.update(self.model_params or {})
-        model = make_regressor(self.model, self.random_state, params).fit(F, np.concatenate(target))
+        if isinstance(model, XGBoostRegressor):
+            model.fit(F, np.concatenate(target), progress=lambda i, n, _: steps.step("joint model (boosting rounds)"))
+        else:
+            model.fit(F, np.concatenate(target))
+            steps.step("joint model")
         prior = _bayes_prior(X, L)
+        steps.step("Bayes prior")
+        cost_range = cost_range_of(space, encoding, X)
 
         self.space_, self.encoding_, self.metric_ = space.name, encoding, self.metric
         self.n_features_ = int(X.shape[1])
@@ -208,7 +225,8 @@ class JointPredictor(BasePredictor):
         self.prior_mean_, self.prior_cov_, self.prior_noise_var_ = prior
         self.reference_archs_ = refs
         self.train_devices_ = list(devs)
-        self.adapters_ = {}
+        self.adapters_, self.adapt_reports_ = {}, {}
+        self.cost_range_ = cost_range
         self.training_ = {
             "source": str(table.source),
             "n_rows": int(sum(len(t) for t in target)),
@@ -217,6 +235,20 @@ class JointPredictor(BasePredictor):
         self.devices_ = list(devs)
         self._reset_caches()
         return self
+
+    def _check_params(self, progress) -> None:
+        from edgeperf.predictors._reference import REFERENCE_SETS
+
+        check_common_params(self)
+        check_progress(progress)
+        if not isinstance(self.adapt_strategy, str) or self.adapt_strategy not in ADAPT_STRATEGIES:
+            raise InvalidParameterError(
+                f"unknown adapt_strategy {self.adapt_strategy!r:.60}; expected one of {', '.join(ADAPT_STRATEGIES)}"
+            )
+        if not isinstance(self.reference_set, str) or self.reference_set not in REFERENCE_SETS:
+            raise InvalidParameterError(
+                f"unknown reference_set {self.reference_set!r:.60}; expected one of {sorted(REFERENCE_SETS)}"
+            )
 
     # ---- prediction --------------------------------------------------------------------------
     def _joint_log_embedded(self, X, signature, static) -> np.ndarray:
@@ -261,11 +293,13 @@ class JointPredictor(BasePredictor):
         :func:`edgeperf.predictors.adapt.names` (default ``adapt_strategy``). Returns ``self``.
         """
         self._check_fitted()
-        strategy = strategy or self.adapt_strategy
-        if strategy not in ADAPT_STRATEGIES:
-            raise AdaptationError(f"unknown strategy {strategy!r}; expected one of {ADAPT_STRATEGIES}")
+        strategy = self.adapt_strategy if strategy is None else strategy
+        if not isinstance(strategy, str) or strategy not in ADAPT_STRATEGIES:
+            raise InvalidParameterError(f"unknown strategy {strategy!r:.60}; expected one of {', '.join(ADAPT_STRATEGIES)}")
+        if not isinstance(overwrite, bool):
+            raise InvalidParameterError(f"overwrite must be True or False, got {overwrite!r:.60}")
         if not isinstance(device, str) or not device.strip():
-            raise AdaptationError(f"expected a non-empty device name, got {device!r}")
+            raise InvalidParameterError(f"expected a non-empty device name, got {device!r:.60}")
         if device in self._device_set():
             if device not in self.adapters_:
                 raise AdaptationError(
@@ -275,7 +309,7 @@ class JointPredictor(BasePredictor):
                 raise AdaptationError(
                     f"device {device!r} is already adapted; pass overwrite=True to replace it"
                 )
-        canon, y = self._adapt_inputs(device, archs, values)
+        canon, y, n_values = self._adapt_inputs(device, archs, values)
         host = _Host(self)
         X = self._encode_strings(canon).astype(np.float32)
         static = np.asarray(_static_vector(spec, self.static_fields_), dtype=np.float64)
@@ -284,7 +318,9 @@ class JointPredictor(BasePredictor):
             archs=tuple(canon), X=X, logy=np.log(y), basis_log=host.basis_log(X, host.basis_names), static=static
         )
         fitted = _adapt.get(strategy)().fit(host, data)
+        report = self._adapt_report(fitted, data, n_values)
         self.adapters_[device] = fitted
+        self.adapt_reports_[device] = report
         if device not in self._device_set():
             self.devices_.append(device)
         self._cache.pop(device, None)
@@ -331,7 +367,36 @@ class JointPredictor(BasePredictor):
                 f"({y.size} values); measure the reference architectures (predictor.reference_archs_) "
                 "plus about 10 others"
             )
-        return list(groups), np.asarray(merged)
+        return list(groups), np.asarray(merged), int(y.size)
+
+    def _adapt_report(self, fitted, data, n_values: int) -> AdaptReport:
+        from edgeperf import metrics
+
+        y = np.exp(data.logy)
+        loo = np.exp(data.logy - fitted.loo_log_residuals_)
+        n_distinct = len(data.archs)
+        refs = set(self.reference_archs_)
+        n_ref = len(refs & set(data.archs))
+        warnings = []
+        if n_ref < len(refs):
+            warnings.append(
+                f"{n_ref} of the {len(refs)} reference architectures of {self.space_} were measured; measure all of "
+                "them (predictor.reference_archs_, or `edgeperf profile --reference`) for a reliable adaptation"
+            )
+        if n_values > n_distinct:
+            warnings.append(f"{n_values - n_distinct} repeated measurements were merged (median per architecture)")
+        if n_distinct < RECOMMENDED_ADAPT_MEASUREMENTS:
+            warnings.append(
+                f"only {n_distinct} distinct architectures; {RECOMMENDED_ADAPT_MEASUREMENTS} (the reference set + 10 "
+                "others) is the intended budget and the leave-one-out error is rough below it"
+            )
+        warnings += list(fitted.notes())
+        with np.errstate(all="ignore"):
+            rho = metrics.spearman(y, loo) if np.ptp(y) > 0 else float("nan")
+        return AdaptReport(
+            strategy=fitted.name, n_measurements=n_values, n_distinct_archs=n_distinct,
+            loo_mape_pct=float(np.mean(np.abs(loo - y) / y) * 100.0), loo_spearman=float(rho), warnings=tuple(warnings),
+        )
 
     # ---- model files -------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict, dict]:
@@ -341,7 +406,8 @@ class JointPredictor(BasePredictor):
         adapted = {}
         for i, (dev, strategy) in enumerate(self.adapters_.items()):
             s_meta, s_arrays = strategy.get_state()
-            adapted[dev] = {"key": f"adapted/{i}", "state": s_meta, "arrays": sorted(s_arrays)}
+            adapted[dev] = {"key": f"adapted/{i}", "state": s_meta, "arrays": sorted(s_arrays),
+                            "report": self.adapt_reports_[dev].to_json()}
             arrays.update({f"adapted/{i}/{k}": v for k, v in s_arrays.items()})
         meta.update(
             reference_set=self.reference_set,
@@ -395,7 +461,7 @@ class JointPredictor(BasePredictor):
         self.prior_mean_ = finite_array(arrays, "prior_mean", (d,))
         self.prior_cov_ = finite_array(arrays, "prior_cov", (d, d))
         self.model_ = model
-        self.adapters_ = self._load_adapters(meta.get("adapted", {}), arrays)
+        self.adapters_, self.adapt_reports_ = self._load_adapters(meta.get("adapted", {}), arrays)
         if list(self.devices_) != self.train_devices_ + list(self.adapters_):
             raise ModelFileError("the device list disagrees with the training and adapted devices; the file is corrupted")
         return self
@@ -404,7 +470,7 @@ class JointPredictor(BasePredictor):
         if not isinstance(adapted, dict):
             raise ModelFileError(f"adapted devices: expected a JSON object, got {type(adapted).__name__}")
         host = _Host(self)
-        out = {}
+        out, reports = {}, {}
         for dev, entry in adapted.items():
             s_meta = entry["state"]
             name = s_meta.get("strategy") if isinstance(s_meta, dict) else None
@@ -418,7 +484,8 @@ class JointPredictor(BasePredictor):
             strategy = _adapt.get(name)().set_state(s_meta, s_arrays)
             strategy.check_host(host)
             out[dev] = strategy
-        return out
+            reports[dev] = AdaptReport.from_json(entry["report"])
+        return out, reports
 
 
 def _numeric_vector(values, what: str) -> np.ndarray:

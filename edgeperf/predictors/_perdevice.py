@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgeperf.errors import DataValidationError, ModelFileError
-from edgeperf.predictors._base import BasePredictor, encode_archs
+from edgeperf.predictors._base import BasePredictor, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
+from edgeperf.predictors._params import Progress, check_common_params, check_progress
 from edgeperf.predictors._regressors import make_regressor, regressor_from_state, regressor_state
 
 __all__ = ["PerDevicePredictor"]
@@ -37,15 +38,21 @@ class PerDevicePredictor(BasePredictor):
         self.model_params = model_params
         self.random_state = random_state
 
-    def fit(self, table, devices=None):
-        """Train one model per device of ``table`` (or of ``devices``); returns self."""
+    def fit(self, table, devices=None, *, progress=None):
+        """Train one model per device of ``table`` (or of ``devices``); returns self.
+
+        ``progress``: optional ``progress(done, total, stage)`` callback, called per device.
+        """
         from edgeperf import spaces
 
+        check_common_params(self)
+        check_progress(progress)
         table = as_table(table)
         space = spaces.get(table.space)
-        encoding = self.encoding or space.encodings[0]
+        encoding = self._check_encoding(space)
         archs, devs, L = log_matrix(table, self.metric, devices)
         X = encode_archs(space, encoding, archs)
+        steps = Progress(progress, len(devs))
         models, counts = {}, {}
         for j, dev in enumerate(devs):
             ok = np.isfinite(L[:, j])
@@ -57,9 +64,11 @@ class PerDevicePredictor(BasePredictor):
                 )
             models[dev] = make_regressor(self.model, self.random_state, self.model_params).fit(X[ok], L[ok, j])
             counts[dev] = int(ok.sum())
+            steps.step("per-device models")
         self.space_, self.encoding_, self.metric_ = space.name, encoding, self.metric
         self.n_features_ = int(X.shape[1])
         self.models_ = models
+        self.cost_range_ = cost_range_of(space, encoding, X)
         self.devices_ = list(devs)
         self.training_ = {"source": str(table.source), "n_archs": counts}
         self._reset_caches()

@@ -78,12 +78,28 @@ class XGBoostRegressor(RegressorMixin, BaseEstimator):
             "verbosity": 0,
         }
 
-    def fit(self, X, y):
+    def _check_params(self) -> None:
+        from edgeperf.predictors._params import check_number
+
+        own = type(self).__name__
+        check_number("n_estimators", self.n_estimators, low=1, integer=True, owner=own)
+        check_number("max_depth", self.max_depth, low=0, integer=True, owner=own)
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True, owner=own)
+        check_number("subsample", self.subsample, low=0, low_open=True, high=1, owner=own)
+        check_number("colsample_bytree", self.colsample_bytree, low=0, low_open=True, high=1, owner=own)
+        check_number("min_child_weight", self.min_child_weight, low=0, owner=own)
+        check_number("reg_lambda", self.reg_lambda, low=0, owner=own)
+        check_number("n_jobs", self.n_jobs, low=1, integer=True, owner=own)
+
+    def fit(self, X, y, *, progress=None):
+        """Fit the booster; ``progress(done, total, stage)`` is called after each boosting round."""
         import xgboost
 
+        self._check_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float32)
         dtrain = xgboost.DMatrix(X, label=y.astype(np.float32), nthread=self.n_jobs)
-        self.booster_ = xgboost.train(self._params(), dtrain, num_boost_round=int(self.n_estimators))
+        callbacks = [_RoundProgress(progress, int(self.n_estimators))] if progress is not None else None
+        self.booster_ = xgboost.train(self._params(), dtrain, num_boost_round=int(self.n_estimators), callbacks=callbacks)
         return self
 
     def predict(self, X):
@@ -128,6 +144,18 @@ def _finite(arrays: dict, name: str, shape: tuple) -> np.ndarray:
     from edgeperf.predictors._io import finite_array
 
     return finite_array(arrays, name, shape)
+
+
+def _RoundProgress(progress, total: int):
+    """An XGBoost training callback reporting each boosting round."""
+    import xgboost
+
+    class RoundProgress(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            progress(epoch + 1, total, "boosting round")
+            return False
+
+    return RoundProgress()
 
 
 class SklearnRegressor(RegressorMixin, BaseEstimator):
@@ -213,6 +241,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         import torch
 
+        from edgeperf.errors import InvalidParameterError
+        from edgeperf.predictors._params import check_number
+
+        own = type(self).__name__
+        sizes = self.hidden_layer_sizes
+        if not isinstance(sizes, (tuple, list)) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in sizes):
+            raise InvalidParameterError(f"{own}: hidden_layer_sizes must be a tuple of positive integers, got {sizes!r:.60}")
+        check_number("epochs", self.epochs, low=1, integer=True, owner=own)
+        check_number("batch_size", self.batch_size, low=1, integer=True, owner=own)
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True, owner=own)
+        check_number("weight_decay", self.weight_decay, low=0, owner=own)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         self.x_mean_ = X.mean(axis=0)
         self.x_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)

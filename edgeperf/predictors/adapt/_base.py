@@ -162,6 +162,10 @@ class AdaptStrategy(abc.ABC):
         rms = float(np.sqrt(np.mean(self.loo_log_residuals_**2)))
         return np.full(n, rms)
 
+    def notes(self) -> tuple[str, ...]:
+        """Warnings for the adapt report (what makes this fit less reliable); none by default."""
+        return ()
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "loo_log_residuals_"):
             from edgeperf.errors import NotFittedError

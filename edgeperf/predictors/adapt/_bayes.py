@@ -106,6 +106,13 @@ class NNLSBayesStrategy(AdaptStrategy):
             out += (1.0 - self.nnls_share_) * (self.bayes_intercept_ + X.astype(np.float64) @ self.bayes_weights_)
         return out
 
+    def notes(self):
+        if self.nnls_share_ < 1.0:
+            return ()
+        return (f"the measurements conflict with the training devices' prior ({self.prior_conflict_per_sample_:.1f} "
+                "per sample): the device is unlike the training devices, so only the non-negative combination of "
+                "training devices and compute is used",)
+
     def _check_state(self, state):
         check_lengths(self.name, weights=(state["weights_"].size, len(state["basis_"])))
         if not 0.0 <= state["nnls_share_"] <= 1.0:
