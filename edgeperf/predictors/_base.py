@@ -179,14 +179,22 @@ class BasePredictor(BaseEstimator):
         )
 
     # ---- prediction --------------------------------------------------------------------------
-    def predict(self, archs, *, device: str, input_shape: tuple[int, ...] | None = None):
+    def predict(self, archs, *, device: str, input_shape: tuple[int, ...] | None = None, return_std: bool = False):
         """Predicted metric (ms for latency) of ``archs`` on ``device``.
 
         One string -> float; a list of strings or an ``(n, d)`` array -> ``np.ndarray``.
         Predictors trained with ``encoding="graph"`` also take an ONNX file path or a torch
         module (-> float); ``input_shape`` is the module's input for export (default: the
-        training space's input shape at batch 1).
+        training space's input shape at batch 1). ``return_std=True`` (predictors with
+        uncertainty) returns ``(value, std)``: the prediction is the median of a log-normal
+        whose log-space spread is ``sigma``; ``std = value * sigma`` (first order).
         """
+        if return_std is not False:
+            if return_std is not True:
+                raise InvalidParameterError(f"return_std must be True or False, got {return_std!r:.60}")
+            value = self.predict(archs, device=device, input_shape=input_shape)
+            sigma = self._log_std(device)
+            return value, value * sigma
         self._check_fitted()
         self._check_device(device)
         table = self._device_cache(device)
@@ -272,6 +280,12 @@ class BasePredictor(BaseEstimator):
 
     def _predict_log(self, X: np.ndarray, device: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _log_std(self, device: str) -> float:
+        """Predictive spread in log space on ``device``; predictors without uncertainty refuse."""
+        raise InvalidParameterError(
+            f"{type(self).__name__} has no calibrated uncertainty; use a JointPredictor for return_std / quantiles"
+        )
 
     # ---- files -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -36,6 +36,7 @@ from edgeperf.predictors._data import as_table, log_matrix
 from edgeperf.predictors._io import finite_array, finite_list, str_list
 from edgeperf.predictors._params import Progress, check_common_params, check_progress
 from edgeperf.predictors._report import AdaptReport
+from edgeperf.predictors._uncertainty import UNCALIBRATED_SCALE
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, reference_archs
 from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor, regressor_from_state, regressor_state
 from edgeperf.spaces._costs import COST_COLUMNS
@@ -79,9 +80,10 @@ def _static_vector(spec, fields) -> list[float]:
 class _Host:
     """The :class:`edgeperf.predictors.adapt.AdaptHost` view of a fitted joint predictor."""
 
-    def __init__(self, pred: "JointPredictor"):
+    def __init__(self, pred: "JointPredictor", *, exclude=(), prior=None):
         self._p = pred
-        self.train_devices = tuple(pred.train_devices_)
+        self._prior = prior  # (mean, cov, noise) instead of the predictor's, when devices are held out
+        self.train_devices = tuple(d for d in pred.train_devices_ if d not in set(exclude))
         self.basis_names = self.train_devices + (COST_BASIS if pred.encoding_ == "onehot" else ())
         self.reference_archs = tuple(pred.reference_archs_)
         self.n_features = pred.n_features_
@@ -97,6 +99,8 @@ class _Host:
         return self._p._encode_strings(list(archs)).astype(np.float32)
 
     def bayes_prior(self):
+        if self._prior is not None:
+            return self._prior
         return self._p.prior_mean_, self._p.prior_cov_, self._p.prior_noise_var_
 
 
@@ -145,15 +149,28 @@ class JointPredictor(BasePredictor):
     def fit(self, table, devices=None, *, progress=None):
         """Train on every device of ``table`` (or just ``devices``); returns self.
 
-        ``progress``: optional ``progress(done, total, stage)`` callback (reference
-        imputation per device, each boosting round, the Bayes prior). Learned attributes
-        are assigned only once everything has succeeded: a failed fit leaves a
-        previously fitted predictor as it was.
+        Also calibrates the predictive uncertainty leave-hardware-family-out (a few
+        smaller refits, see :mod:`edgeperf.predictors._uncertainty`). ``progress``: optional
+        ``progress(done, total, stage)`` callback (device signatures, each boosting round,
+        the Bayes prior, each calibration fold). Learned attributes are assigned only once
+        everything has succeeded: a failed fit leaves a previously fitted predictor as it was.
         """
-        from edgeperf import spaces
+        from edgeperf.predictors._uncertainty import N_FOLDS, calibrate_log_std_scale
 
         self._check_params(progress)
         table = as_table(table)
+        fitted, steps = self._fit_model(table, devices, progress, extra_steps=N_FOLDS)
+        fitted.uncertainty_ = calibrate_log_std_scale(fitted, table, lambda stage: steps.step(stage))
+        for k, v in vars(fitted).items():
+            if k.endswith("_") and not k.startswith("_"):
+                setattr(self, k, v)
+        self._reset_caches()
+        return self
+
+    def _fit_model(self, table, devices, progress, *, extra_steps: int = 0) -> tuple["JointPredictor", Progress]:
+        """A new fitted predictor of these settings (without uncertainty calibration) and its progress."""
+        from edgeperf import spaces
+
         space = spaces.get(table.space)
         encoding = self._check_encoding(space)
         archs, devs, L = log_matrix(table, self.metric, devices)
@@ -166,7 +183,7 @@ class JointPredictor(BasePredictor):
         if isinstance(model, XGBoostRegressor):
             model._check_params()  # before any work
         rounds = int(model.n_estimators) if isinstance(model, XGBoostRegressor) else 1
-        steps = Progress(progress, len(devs) + rounds + 1)
+        steps = Progress(progress, len(devs) + rounds + 1 + extra_steps)
         row_of = {a: i for i, a in enumerate(archs)}
 
         signatures, imputed = [], {}
@@ -213,28 +230,29 @@ class JointPredictor(BasePredictor):
         else:
             model.fit(F, np.concatenate(target))
             steps.step("joint model")
-        prior = _bayes_prior(X, L)
+        betas, resid = _device_linear_fits(X, L)
         steps.step("Bayes prior")
-        cost_range = cost_range_of(space, encoding, X)
-
-        self.space_, self.encoding_, self.metric_ = space.name, encoding, self.metric
-        self.n_features_ = int(X.shape[1])
-        self.static_fields_, self.static_means_ = fields, static_means
-        self.device_params_ = device_params
-        self.model_ = model
-        self.prior_mean_, self.prior_cov_, self.prior_noise_var_ = prior
-        self.reference_archs_ = refs
-        self.train_devices_ = list(devs)
-        self.adapters_, self.adapt_reports_ = {}, {}
-        self.cost_range_ = cost_range
-        self.training_ = {
-            "source": str(table.source),
-            "n_rows": int(sum(len(t) for t in target)),
-            "imputed_reference_values": imputed,
+        state = {
+            "space_": space.name, "encoding_": encoding, "metric_": self.metric, "n_features_": int(X.shape[1]),
+            "static_fields_": fields, "static_means_": static_means, "device_params_": device_params,
+            "model_": model, "reference_archs_": refs, "train_devices_": list(devs), "adapters_": {},
+            "adapt_reports_": {}, "cost_range_": cost_range_of(space, encoding, X), "devices_": list(devs),
+            "training_": {
+                "source": str(table.source),
+                "n_rows": int(sum(len(t) for t in target)),
+                "imputed_reference_values": imputed,
+            },
         }
-        self.devices_ = list(devs)
-        self._reset_caches()
-        return self
+        state["prior_mean_"], state["prior_cov_"], state["prior_noise_var_"] = _prior_from(betas, resid)
+        fitted = JointPredictor(**self.get_params())
+        for k, v in state.items():
+            setattr(fitted, k, v)
+        fitted._reset_caches()
+        from edgeperf.predictors._uncertainty import trained_log_std
+
+        for dev, std in trained_log_std(fitted, X, L, devs).items():
+            device_params[dev]["log_std"] = std
+        return fitted, steps
 
     def _check_params(self, progress) -> None:
         from edgeperf.predictors._reference import REFERENCE_SETS
@@ -283,6 +301,29 @@ class JointPredictor(BasePredictor):
             return strategy.predict_log(_Host(self), X)
         p = self.device_params_[device]
         return self._joint_log_embedded(X, p["signature"], p["static"])
+
+    def _log_std(self, device) -> float:
+        self._check_fitted()
+        self._check_device(device)
+        strategy = self.adapters_.get(device)
+        if strategy is None:
+            return float(self.device_params_[device]["log_std"])
+        return float(strategy.log_std(1)[0] * self.uncertainty_["scale"])
+
+    def predict_quantile(self, archs, *, device: str, q: float = 0.95, input_shape=None):
+        """The ``q`` quantile of the metric (ms) of ``archs`` on ``device`` (array, or float for one string).
+
+        Log-normal around the prediction with the calibrated log-space spread (see
+        :mod:`edgeperf.predictors._uncertainty`): ``predict * exp(z_q * sigma)``. Budget picks
+        use ``q=0.95``: an architecture whose 0.95 quantile meets the budget meets it on the
+        device with about 95% probability.
+        """
+        from scipy.stats import norm
+
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
+            raise InvalidParameterError(f"q must be a probability strictly between 0 and 1, got {q!r:.60}")
+        value = self.predict(archs, device=device, input_shape=input_shape)
+        return value * float(np.exp(norm.ppf(q) * self._log_std(device)))
 
     # ---- few-shot adaptation -----------------------------------------------------------------
     def adapt(self, device, archs, values, *, spec=None, strategy=None, overwrite=False):
@@ -419,6 +460,7 @@ class JointPredictor(BasePredictor):
             prior_noise_var=self.prior_noise_var_,
             model=entry,
             adapted=adapted,
+            uncertainty=self.uncertainty_,
         )
         arrays["prior_mean"] = self.prior_mean_
         arrays["prior_cov"] = self.prior_cov_
@@ -441,8 +483,11 @@ class JointPredictor(BasePredictor):
             n_train = p["n_train"]
             if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
                 raise ModelFileError(f"device {dev!r}: n_train must be a positive integer, got {n_train!r}")
+            std = p.get("log_std", UNCALIBRATED_SCALE * 0.1)  # format 1 had none
+            if isinstance(std, bool) or not isinstance(std, (int, float)) or not (np.isfinite(std) and std > 0):
+                raise ModelFileError(f"device {dev!r}: log_std must be a finite number > 0, got {std!r}")
             checked[dev] = {"signature": finite_list(p, "signature", len(refs)),
-                            "static": finite_list(p, "static", len(fields)), "n_train": n_train}
+                            "static": finite_list(p, "static", len(fields)), "n_train": n_train, "log_std": float(std)}
         noise = meta["prior_noise_var"]
         if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (np.isfinite(noise) and noise > 0):
             raise ModelFileError(f"prior_noise_var must be a finite number > 0, got {noise!r}")
@@ -461,6 +506,7 @@ class JointPredictor(BasePredictor):
         self.prior_mean_ = finite_array(arrays, "prior_mean", (d,))
         self.prior_cov_ = finite_array(arrays, "prior_cov", (d, d))
         self.model_ = model
+        self.uncertainty_ = _check_uncertainty(meta.get("uncertainty"))
         self.adapters_, self.adapt_reports_ = self._load_adapters(meta.get("adapted", {}), arrays)
         if list(self.devices_) != self.train_devices_ + list(self.adapters_):
             raise ModelFileError("the device list disagrees with the training and adapted devices; the file is corrupted")
@@ -513,8 +559,18 @@ def _embedding(signature: np.ndarray, static: np.ndarray, static_means) -> np.nd
     return np.concatenate([signature - signature.mean(), static])
 
 
-def _bayes_prior(X, L) -> tuple[np.ndarray, np.ndarray, float]:
-    """(mean, covariance, noise variance) of per-device ridge fits ``log y ~ [1, x]``."""
+def _check_uncertainty(info) -> dict:
+    """The persisted calibration (format 1 had none: the uncalibrated scale, marked so)."""
+    if info is None:
+        return {"method": "uncalibrated (model format 1)", "scale": UNCALIBRATED_SCALE}
+    scale = info.get("scale") if isinstance(info, dict) else None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+        raise ModelFileError(f"uncertainty: expected a calibration with a finite scale > 0, got {info!r:.80}")
+    return dict(info)
+
+
+def _device_linear_fits(X, L) -> tuple[np.ndarray, np.ndarray]:
+    """Per-device ridge fits ``log y ~ [1, x]``: (coefficients (n_devices, d + 1), residual mean squares)."""
     Phi = np.hstack([np.ones((X.shape[0], 1)), X.astype(np.float64)])
     betas, resid = [], []
     penalty = _PRIOR_RIDGE * np.eye(Phi.shape[1])
@@ -525,6 +581,10 @@ def _bayes_prior(X, L) -> tuple[np.ndarray, np.ndarray, float]:
         beta = np.linalg.solve(A.T @ A + penalty, A.T @ L[ok, j])
         betas.append(beta)
         resid.append(np.mean((L[ok, j] - A @ beta) ** 2))
-    B = np.array(betas)
-    cov = np.cov(B, rowvar=False) if len(betas) > 1 else np.zeros((B.shape[1], B.shape[1]))
-    return B.mean(axis=0), cov + _PRIOR_JITTER * np.eye(B.shape[1]), float(np.mean(resid))
+    return np.array(betas), np.array(resid)
+
+
+def _prior_from(betas: np.ndarray, resid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mean, covariance, noise variance) of the Bayes prior from per-device linear fits."""
+    cov = np.cov(betas, rowvar=False) if len(betas) > 1 else np.zeros((betas.shape[1], betas.shape[1]))
+    return betas.mean(axis=0), cov + _PRIOR_JITTER * np.eye(betas.shape[1]), float(np.mean(resid))
