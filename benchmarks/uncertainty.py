@@ -123,8 +123,8 @@ def main():
         t.add_column(c, justify="right")
     for r in results:
         t.add_row(r["space"], *[f"{r['summary'][k]:.3f}" for k, _ in cols])
-    Console().print(t)
-    out = RESULTS / "uncertainty.json"
+    Console(width=170).print(t)
+    out = RESULTS / f"uncertainty_{'_'.join(r['space'] for r in results)}.json"
     out.write_text(json.dumps(results, indent=1))
     print("wrote", out)
 

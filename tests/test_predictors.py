@@ -260,3 +260,18 @@ def test_a_device_unlike_every_training_device_is_fitted_through_compute(joint, 
     # a device like the training ones keeps the prior
     joint.adapt("gpu-like", archs=archs, values=wide.loc[archs, "2080ti_1"])
     assert joint.adapters_["gpu-like"].nnls_share_ == 0.5
+
+
+def test_whole_space_table_is_the_models_own_output(joint, tmp_path):
+    """Finite spaces: fit stores every training device's prediction of every architecture;
+    predictions, adaptation and model files use it instead of re-evaluating the model."""
+    sp = spaces.get("nasbench201")
+    table = joint.space_log_table_
+    assert table.shape == (sp.size, len(joint.train_devices_))
+    X = sp.encode(sp.sample(30, seed=11))
+    for j, dev in enumerate(joint.train_devices_[:2]):
+        p = joint.device_params_[dev]
+        direct = joint._joint_log_embedded(X, p["signature"], p["static"])
+        np.testing.assert_array_equal(joint._predict_log(X, dev), direct)
+    loaded = ep.load(joint.save(tmp_path / "t.edgeperf"))
+    np.testing.assert_array_equal(loaded.space_log_table_, table)

@@ -31,7 +31,7 @@ import numpy as np
 
 from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationError, InvalidParameterError, ModelFileError
 from edgeperf.predictors import adapt as _adapt
-from edgeperf.predictors._base import BasePredictor, _space_index, cost_range_of, encode_archs
+from edgeperf.predictors._base import BasePredictor, _lookup_rows, _space_index, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
 from edgeperf.predictors._io import finite_array, finite_list, str_list
 from edgeperf.predictors._params import Progress, check_common_params, check_progress
@@ -167,7 +167,8 @@ class JointPredictor(BasePredictor):
         self._reset_caches()
         return self
 
-    def _fit_model(self, table, devices, progress, *, extra_steps: int = 0) -> tuple["JointPredictor", Progress]:
+    def _fit_model(self, table, devices, progress, *, extra_steps: int = 0,
+                   space_table: bool = True) -> tuple["JointPredictor", Progress]:
         """A new fitted predictor of these settings (without uncertainty calibration) and its progress."""
         from edgeperf import spaces
 
@@ -183,7 +184,8 @@ class JointPredictor(BasePredictor):
         if isinstance(model, XGBoostRegressor):
             model._check_params()  # before any work
         rounds = int(model.n_estimators) if isinstance(model, XGBoostRegressor) else 1
-        steps = Progress(progress, len(devs) + rounds + 1 + extra_steps)
+        tables = len(devs) if space_table and _space_index(space, encoding) is not None else 0
+        steps = Progress(progress, len(devs) + rounds + 1 + tables + extra_steps)
         row_of = {a: i for i, a in enumerate(archs)}
 
         signatures, imputed = [], {}
@@ -252,6 +254,8 @@ class JointPredictor(BasePredictor):
 
         for dev, std in trained_log_std(fitted, X, L, devs).items():
             device_params[dev]["log_std"] = std
+        fitted.space_log_table_ = fitted._space_log_table(steps) if space_table else None
+        fitted._reset_caches()
         return fitted, steps
 
     def _check_params(self, progress) -> None:
@@ -279,18 +283,51 @@ class JointPredictor(BasePredictor):
         return float(np.mean(signature)) + self.model_.predict(F)
 
     def _basis_log(self, X, names) -> np.ndarray:
-        index = _space_index(self._space(), self.encoding_)
-        full_space = index is not None and X is index.X  # building a full cache: reuse the basis devices' caches
         costs = self._log_costs(X) if any(d in COST_BASIS for d in names) else None
+        rows = self._table_rows(X)
         columns = []
         for d in names:
             if d in COST_BASIS:
                 columns.append(costs[:, COST_BASIS.index(d)])
-            elif full_space:
-                columns.append(np.log(self._device_cache(d)))
+            elif rows is not None:
+                columns.append(self.space_log_table_[rows, self._train_column(d)])
             else:
                 columns.append(self._predict_log(X, d))
         return np.column_stack(columns) if columns else np.zeros((X.shape[0], 0))
+
+    def _table_rows(self, X) -> "np.ndarray | slice | None":
+        """Rows of ``space_log_table_`` holding the encoded rows ``X``, or None (no table, or not all found)."""
+        if getattr(self, "space_log_table_", None) is None:
+            return None
+        index = _space_index(self._space(), self.encoding_)
+        if X is index.X:
+            return slice(None)
+        if not index.binary or X.ndim != 2 or X.shape[1] != self.n_features_:
+            return None
+        return _lookup_rows(index, X)
+
+    def _reset_caches(self) -> None:
+        super()._reset_caches()
+        self._train_columns = None
+
+    def _train_column(self, device) -> int:
+        cols = getattr(self, "_train_columns", None)
+        if cols is None:
+            cols = self._train_columns = {d: j for j, d in enumerate(self.train_devices_)}
+        return cols[device]
+
+    def _space_log_table(self, steps) -> "np.ndarray | None":
+        """Log predictions of every training device on every architecture of a finite space (fit time),
+        so that predictions and adaptation never evaluate the joint model for them again."""
+        index = _space_index(self._space(), self.encoding_)
+        if index is None:
+            return None
+        out = np.empty((index.X.shape[0], len(self.train_devices_)))
+        for j, dev in enumerate(self.train_devices_):
+            p = self.device_params_[dev]
+            out[:, j] = self._joint_log_embedded(index.X, p["signature"], p["static"])
+            steps.step("whole-space prediction table")
+        return out
 
     def _log_costs(self, X) -> np.ndarray:
         return np.log(self._space().cost_matrix(np.asarray(X)))
@@ -299,6 +336,9 @@ class JointPredictor(BasePredictor):
         strategy = self.adapters_.get(device)
         if strategy is not None:
             return strategy.predict_log(_Host(self), X)
+        rows = self._table_rows(X)
+        if rows is not None:
+            return self.space_log_table_[rows, self._train_column(device)]
         p = self.device_params_[device]
         return self._joint_log_embedded(X, p["signature"], p["static"])
 
@@ -464,6 +504,8 @@ class JointPredictor(BasePredictor):
         )
         arrays["prior_mean"] = self.prior_mean_
         arrays["prior_cov"] = self.prior_cov_
+        if self.space_log_table_ is not None:
+            arrays["space_log_table"] = self.space_log_table_
         return meta, arrays
 
     def _set_state(self, meta: dict, arrays: dict) -> "JointPredictor":
@@ -507,6 +549,12 @@ class JointPredictor(BasePredictor):
         self.prior_cov_ = finite_array(arrays, "prior_cov", (d, d))
         self.model_ = model
         self.uncertainty_ = _check_uncertainty(meta.get("uncertainty"))
+        self.space_log_table_ = None
+        if "space_log_table" in arrays:
+            index = _space_index(self._space(), self.encoding_)
+            if index is None:
+                raise ModelFileError(f"a whole-space prediction table for the unbounded space {self.space_!r}")
+            self.space_log_table_ = finite_array(arrays, "space_log_table", (index.X.shape[0], len(train)))
         self.adapters_, self.adapt_reports_ = self._load_adapters(meta.get("adapted", {}), arrays)
         if list(self.devices_) != self.train_devices_ + list(self.adapters_):
             raise ModelFileError("the device list disagrees with the training and adapted devices; the file is corrupted")

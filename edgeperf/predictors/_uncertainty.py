@@ -83,7 +83,7 @@ def calibrate_log_std_scale(pred, table, step=lambda stage: None) -> dict:
         held = [d for d in devs if family[d] in fold]
         keep = [d for d in devs if family[d] not in fold]
         sub = table.select(devices=keep, archs={archs[i] for i in train_rows})
-        fold_pred, _ = type(pred)(**{**pred.get_params(), "model_params": params})._fit_model(sub, None, None)
+        fold_pred, _ = type(pred)(**{**pred.get_params(), "model_params": params})._fit_model(sub, None, None, space_table=False)
         host = _Host(fold_pred)
         for dev in held:
             j = devs.index(dev)

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeperf.errors import ModelFileError
 from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
-from edgeperf.predictors.adapt._combination import fit_combination
+from edgeperf.predictors.adapt._combination import fit_combination, sparse_combination
 from edgeperf.predictors.adapt._registry import register
 
 __all__ = ["BayesStrategy", "NNLSBayesStrategy", "PRIOR_CONFLICT_LEVEL"]
@@ -101,7 +101,7 @@ class NNLSBayesStrategy(AdaptStrategy):
         }
 
     def predict_log(self, host, X):
-        out = self.nnls_share_ * (self.intercept_ + host.basis_log(X, self.basis_) @ self.weights_)
+        out = self.nnls_share_ * (self.intercept_ + sparse_combination(host, X, self.basis_, self.weights_))
         if self.nnls_share_ < 1.0:
             out += (1.0 - self.nnls_share_) * (self.bayes_intercept_ + X.astype(np.float64) @ self.bayes_weights_)
         return out

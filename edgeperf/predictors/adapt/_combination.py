@@ -21,7 +21,7 @@ from edgeperf.errors import ModelFileError
 from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
 from edgeperf.predictors.adapt._registry import register
 
-__all__ = ["CombinationStrategy", "RidgeStrategy", "NNLSStrategy", "fit_combination"]
+__all__ = ["CombinationStrategy", "RidgeStrategy", "NNLSStrategy", "fit_combination", "sparse_combination"]
 
 #: Ridge strengths tried by leave-one-out in the shrunk combinations.
 ALPHAS = np.logspace(-3, 3, 13)
@@ -56,6 +56,15 @@ def fit_combination(Z: np.ndarray, y: np.ndarray, kind: str) -> tuple[float, np.
     return float(ym - zm @ w), w
 
 
+def sparse_combination(host: AdaptHost, X: np.ndarray, basis, weights: np.ndarray) -> np.ndarray:
+    """``basis_log(X) @ weights`` evaluating only the basis columns with a non-zero weight
+    (non-negative least squares keeps few: each column skipped is a joint-model pass saved)."""
+    used = np.flatnonzero(weights)
+    if used.size == 0:
+        return np.zeros(X.shape[0])
+    return host.basis_log(X, [basis[i] for i in used]) @ weights[used]
+
+
 class _LinearBasis(AdaptStrategy):
     """``b + Z w`` over named basis columns."""
 
@@ -73,7 +82,7 @@ class _LinearBasis(AdaptStrategy):
         return {"basis_": basis, "intercept_": b, "weights_": w}
 
     def predict_log(self, host, X):
-        return self.intercept_ + host.basis_log(X, self.basis_) @ self.weights_
+        return self.intercept_ + sparse_combination(host, X, self.basis_, self.weights_)
 
     def _check_state(self, state):
         check_lengths(self.name, weights=(state["weights_"].size, len(state["basis_"])))
