@@ -161,6 +161,7 @@ class JointPredictor(BasePredictor):
         table = as_table(table)
         fitted, steps = self._fit_model(table, devices, progress, extra_steps=N_FOLDS)
         fitted.uncertainty_ = calibrate_log_std_scale(fitted, table, lambda stage: steps.step(stage))
+        steps.step("done", steps.total - steps.done)  # fewer calibration folds than planned
         for k, v in vars(fitted).items():
             if k.endswith("_") and not k.startswith("_"):
                 setattr(self, k, v)
@@ -252,10 +253,10 @@ class JointPredictor(BasePredictor):
         fitted._reset_caches()
         from edgeperf.predictors._uncertainty import trained_log_std
 
-        for dev, std in trained_log_std(fitted, X, L, devs).items():
-            device_params[dev]["log_std"] = std
         fitted.space_log_table_ = fitted._space_log_table(steps) if space_table else None
         fitted._reset_caches()
+        for dev, std in trained_log_std(fitted, X, L, devs).items():  # after the table: lookups, not the model
+            device_params[dev]["log_std"] = std
         return fitted, steps
 
     def _check_params(self, progress) -> None:

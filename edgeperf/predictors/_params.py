@@ -69,6 +69,8 @@ class Progress:
         self.callback, self.total, self.done = callback, int(total), 0
 
     def step(self, stage: str, n: int = 1) -> None:
+        if n <= 0:
+            return
         self.done = min(self.total, self.done + n)
         if self.callback is not None:
             self.callback(self.done, self.total, stage)
