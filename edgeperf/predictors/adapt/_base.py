@@ -111,8 +111,8 @@ class AdaptStrategy(abc.ABC):
     name: ClassVar[str] = ""
     #: Learned attributes that are plain floats (persisted as JSON).
     _float_state: ClassVar[tuple[str, ...]] = ()
-    #: Learned attributes that are float arrays (persisted as .npy), with their shape as a
-    #: function of the host (None = any 1-D length).
+    #: Learned attributes that are 1-D float arrays (persisted as .npy; lengths checked by
+    #: ``_check_state`` / ``check_host``).
     _array_state: ClassVar[tuple[str, ...]] = ()
     #: Learned attributes that are lists of strings (persisted as JSON).
     _names_state: ClassVar[tuple[str, ...]] = ()
