@@ -114,7 +114,7 @@ def main():
         t.add_row(r["space"], *[f.format(r[k]) for k, _, f in cols])
     Console(width=200).print(t)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "predict_speed.json"
+    out = RESULTS / f"predict_speed_{'_'.join(r['space'] for r in results)}.json"
     out.write_text(json.dumps(results, indent=1))
     print("wrote", out)
 
