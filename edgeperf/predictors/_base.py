@@ -28,7 +28,6 @@ from sklearn.base import BaseEstimator
 from edgeperf.errors import (
     ArchitectureError,
     DataValidationError,
-    EdgePerfError,
     ExtrapolationWarning,
     InvalidParameterError,
     ModelFileError,
@@ -212,7 +211,7 @@ class BasePredictor(BaseEstimator):
                 if pos is not None:
                     return table[pos]
         X, single = self._encode_input(archs, input_shape)
-        if not isinstance(archs, np.ndarray):  # parsed inputs: cheap to check next to parsing
+        if not isinstance(archs, np.ndarray):  # graph inputs: an arbitrary model may be far from the training ones
             self._warn_if_extrapolating(X)
         out = np.exp(self._predict_log(np.asarray(X, dtype=np.float32), device))
         return float(out[0]) if single else out
@@ -373,21 +372,15 @@ def _jsonable_params(params: dict) -> dict:
 
 
 def _costs_of(space, encoding: str, X: np.ndarray) -> "dict[str, np.ndarray] | None":
-    """MACs and parameters of encoded rows (graph features or the space's analytic costs), or None."""
-    if encoding == GRAPH_ENCODING:
-        from edgeperf import features
-
-        names = list(features.FEATURE_NAMES)
-        return {"macs": X[:, names.index("total:mmacs")] * 1e6, "params": X[:, names.index("total:mparams")] * 1e6}
-    if encoding != "onehot":  # analytic costs are computed from one-hot rows only
+    """MACs and parameters of graph-feature rows, or None for a search-space encoding (whose
+    architectures lie in the space's range by construction; checking them would cost a
+    cost-matrix evaluation per call)."""
+    if encoding != GRAPH_ENCODING:
         return None
-    try:
-        costs = space.cost_matrix(np.asarray(X))
-    except (NotImplementedError, EdgePerfError, ValueError):
-        return None
-    from edgeperf.spaces._costs import COST_COLUMNS
+    from edgeperf import features
 
-    return {"macs": costs[:, COST_COLUMNS.index("macs")], "params": costs[:, COST_COLUMNS.index("params")]}
+    names = list(features.FEATURE_NAMES)
+    return {"macs": X[:, names.index("total:mmacs")] * 1e6, "params": X[:, names.index("total:mparams")] * 1e6}
 
 
 def cost_range_of(space, encoding: str, X: np.ndarray) -> dict[str, tuple[float, float]]:
