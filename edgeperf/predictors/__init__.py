@@ -4,6 +4,11 @@ few-shot adaptation to unseen devices, and model files.
 >>> import edgeperf as ep                                        # doctest: +SKIP
 >>> p = ep.JointPredictor().fit(ep.datasets.load("help-nb201"))  # doctest: +SKIP
 >>> p.predict(arch, device="gold_6240")                          # doctest: +SKIP
+>>> p.adapt("my-phone", archs=archs, values=latency_ms)          # doctest: +SKIP
+>>> p.adapt_reports_["my-phone"]                                 # doctest: +SKIP
+>>> p.predict_quantile(archs, device="my-phone", q=0.95)         # doctest: +SKIP
+
+Adaptation strategies are plug-ins of :mod:`edgeperf.predictors.adapt`.
 """
 
 from __future__ import annotations
