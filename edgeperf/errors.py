@@ -26,6 +26,7 @@ __all__ = [
     "ObjectiveError",
     "ObjectiveUnavailableError",
     "DesignerFileError",
+    "ExtrapolationWarning",
 ]
 
 import difflib
@@ -148,6 +149,10 @@ class ObjectiveUnavailableError(EdgePerfError, RuntimeError):
 
 class DesignerFileError(ModelFileError):
     """A saved designer file is corrupted, foreign or does not match the space it names."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction far outside the training data (e.g. a model with many times the largest MACs seen)."""
 
 
 def __getattr__(name: str):

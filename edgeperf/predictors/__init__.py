@@ -4,19 +4,27 @@ few-shot adaptation to unseen devices, and model files.
 >>> import edgeperf as ep                                        # doctest: +SKIP
 >>> p = ep.JointPredictor().fit(ep.datasets.load("help-nb201"))  # doctest: +SKIP
 >>> p.predict(arch, device="gold_6240")                          # doctest: +SKIP
+>>> p.adapt("my-phone", archs=archs, values=latency_ms)          # doctest: +SKIP
+>>> p.adapt_reports_["my-phone"]                                 # doctest: +SKIP
+>>> p.predict_quantile(archs, device="my-phone", q=0.95)         # doctest: +SKIP
+
+Adaptation strategies are plug-ins of :mod:`edgeperf.predictors.adapt`.
 """
 
 from __future__ import annotations
 
 from edgeperf.predictors._base import BasePredictor
-from edgeperf.predictors._io import FORMAT_NAME, FORMAT_VERSION, load
+from edgeperf.predictors import adapt
+from edgeperf.predictors._io import FORMAT_NAME, FORMAT_VERSION
 from edgeperf.predictors._joint import (
     ADAPT_STRATEGIES,
     DEFAULT_ADAPT_STRATEGY,
     MIN_ADAPT_MEASUREMENTS,
     JointPredictor,
 )
+from edgeperf.predictors._load import load
 from edgeperf.predictors._perdevice import PerDevicePredictor
+from edgeperf.predictors._report import AdaptReport
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, REFERENCE_SETS, reference_archs
 from edgeperf.predictors._regressors import SklearnRegressor, TorchMLPRegressor, XGBoostRegressor
 
@@ -28,6 +36,8 @@ __all__ = [
     "SklearnRegressor",
     "TorchMLPRegressor",
     "load",
+    "adapt",
+    "AdaptReport",
     "reference_archs",
     "REFERENCE_SETS",
     "DEFAULT_REFERENCE_SET",

@@ -18,18 +18,29 @@ returns for those architectures.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from edgeperf.errors import ArchitectureError, DataValidationError, NotFittedError, UnknownDeviceError
+from edgeperf.errors import (
+    ArchitectureError,
+    DataValidationError,
+    ExtrapolationWarning,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+    UnknownDeviceError,
+)
 
 __all__ = ["BasePredictor", "GRAPH_ENCODING"]
 
 #: Encoding name of generic ONNX graph features (``edgeperf.features.onnx_features``).
 GRAPH_ENCODING = "graph"
+#: MACs or parameters this many times beyond the training range trigger an ExtrapolationWarning.
+EXTRAPOLATION_FACTOR = 2.0
 #: Spaces at most this large get a full per-device prediction cache.
 MAX_CACHED_SPACE_SIZE = 100_000
 #: float32 holds integers exactly up to 2**24: one-hot bits are summed in chunks of this many.
@@ -95,7 +106,7 @@ class BasePredictor(BaseEstimator):
             )
 
     def _check_device(self, device: str) -> None:
-        if device not in self._device_set():
+        if not isinstance(device, str) or device not in self._device_set():
             raise UnknownDeviceError(
                 device,
                 self.devices_,
@@ -110,6 +121,16 @@ class BasePredictor(BaseEstimator):
             s = self._devices_set = set(self.devices_)
         return s
 
+    def _check_encoding(self, space) -> str:
+        """The encoding to fit with: ``encoding`` or the space's default; InvalidParameterError if unknown."""
+        encoding = self.encoding or space.encodings[0]
+        if encoding != GRAPH_ENCODING and encoding not in space.encodings:
+            raise InvalidParameterError(
+                f"unknown encoding {encoding!r} for space {space.name!r}; expected one of "
+                f"{[*space.encodings, GRAPH_ENCODING]}"
+            )
+        return encoding
+
     def _space(self):
         from edgeperf import spaces
 
@@ -121,10 +142,7 @@ class BasePredictor(BaseEstimator):
 
     # ---- inputs ------------------------------------------------------------------------------
     def _encode_strings(self, archs: Sequence[str]) -> np.ndarray:
-        space = self._space()
-        if self.encoding_ == GRAPH_ENCODING:
-            return _graph_features_of_archs(space, archs)
-        return space.encode(list(archs), self.encoding_)
+        return encode_archs(self._space(), self.encoding_, archs)
 
     def _encode_input(self, archs, input_shape=None) -> tuple[np.ndarray, bool]:
         """(X, single) for any accepted input."""
@@ -164,14 +182,22 @@ class BasePredictor(BaseEstimator):
         )
 
     # ---- prediction --------------------------------------------------------------------------
-    def predict(self, archs, *, device: str, input_shape: tuple[int, ...] | None = None):
+    def predict(self, archs, *, device: str, input_shape: tuple[int, ...] | None = None, return_std: bool = False):
         """Predicted metric (ms for latency) of ``archs`` on ``device``.
 
         One string -> float; a list of strings or an ``(n, d)`` array -> ``np.ndarray``.
         Predictors trained with ``encoding="graph"`` also take an ONNX file path or a torch
         module (-> float); ``input_shape`` is the module's input for export, required for a
-        module (an ONNX file carries its own).
+        module (an ONNX file carries its own). ``return_std=True`` (predictors with
+        uncertainty) returns ``(value, std)``: the prediction is the median of a log-normal
+        whose log-space spread is ``sigma``; ``std = value * sigma`` (first order).
         """
+        if return_std is not False:
+            if return_std is not True:
+                raise InvalidParameterError(f"return_std must be True or False, got {return_std!r:.60}")
+            value = self.predict(archs, device=device, input_shape=input_shape)
+            sigma = self._log_std(device)
+            return value, value * sigma
         self._check_fitted()
         self._check_device(device)
         table = self._device_cache(device)
@@ -189,8 +215,49 @@ class BasePredictor(BaseEstimator):
                 if pos is not None:
                     return table[pos]
         X, single = self._encode_input(archs, input_shape)
+        if not isinstance(archs, np.ndarray):  # graph inputs: an arbitrary model may be far from the training ones
+            self._warn_if_extrapolating(X)
         out = np.exp(self._predict_log(np.asarray(X, dtype=np.float32), device))
         return float(out[0]) if single else out
+
+    def score(self, archs, y, *, device: str | None = None) -> float:
+        """R^2 of ``log(y)`` predicted from ``archs`` on ``device`` (scikit-learn's ``score`` convention).
+
+        In log space because the model is (errors are relative, like MAPE); ``device`` may be
+        omitted for a predictor of one device.
+        """
+        from sklearn.metrics import r2_score
+
+        self._check_fitted()
+        if device is None:
+            if len(self.devices_) != 1:
+                raise InvalidParameterError(f"score() needs device= for a predictor of {len(self.devices_)} devices")
+            device = self.devices_[0]
+        y = np.asarray(y, dtype=np.float64).ravel()
+        pred = np.atleast_1d(np.asarray(self.predict(archs, device=device), dtype=np.float64))
+        if pred.shape != y.shape or not (np.isfinite(y).all() and (y > 0).all()):
+            raise DataValidationError(f"expected {pred.size} finite values > 0 in y, got {y.size}")
+        return float(r2_score(np.log(y), np.log(pred)))
+
+    def _warn_if_extrapolating(self, X: np.ndarray) -> None:
+        """ExtrapolationWarning when MACs or parameters lie far outside the training range."""
+        ranges = getattr(self, "cost_range_", None)
+        if not ranges:
+            return
+        values = _costs_of(self._space(), self.encoding_, X)
+        if values is None:
+            return
+        found = []
+        for name, (lo, hi) in ranges.items():
+            v = values[name]
+            far = (v > hi * EXTRAPOLATION_FACTOR) | (v < lo / EXTRAPOLATION_FACTOR)
+            if far.any():
+                i = int(np.flatnonzero(far)[0])
+                found.append(f"{int(far.sum())} of {v.size} have {name} far outside the training data "
+                             f"(e.g. #{i}: {v[i]:.4g}; training range {lo:.4g} to {hi:.4g})")
+        if found:
+            warnings.warn(f"architectures: {'; '.join(found)}; their predictions are extrapolations",
+                          ExtrapolationWarning, stacklevel=3)
 
     def _positions(self, index: _SpaceIndex, archs: Sequence[str]) -> np.ndarray:
         get = index.position.get
@@ -217,13 +284,125 @@ class BasePredictor(BaseEstimator):
     def _predict_log(self, X: np.ndarray, device: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _log_std(self, device: str) -> float:
+        """Predictive spread in log space on ``device``; predictors without uncertainty refuse."""
+        raise InvalidParameterError(
+            f"{type(self).__name__} has no calibrated uncertainty; use a JointPredictor for return_std / quantiles"
+        )
+
     # ---- files -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted predictor to one file (zip of JSON metadata + .npy arrays); returns the path."""
-        from edgeperf.predictors._io import save_predictor
+        from edgeperf.predictors._io import write_model_file
 
         self._check_fitted()
-        return save_predictor(self, path)
+        meta, arrays = self._get_state()
+        return write_model_file(path, type(self).__name__, _jsonable_params(self.get_params()), meta, arrays)
+
+    def _get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-ready metadata, arrays) of the learned state; subclasses extend it."""
+        return {
+            "space": self.space_,
+            "encoding": self.encoding_,
+            "metric": self.metric_,
+            "devices": list(self.devices_),
+            "n_features": self.n_features_,
+            "training": self.training_,
+            "cost_range": {k: list(v) for k, v in getattr(self, "cost_range_", {}).items()},
+        }, {}
+
+    def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> "BasePredictor":
+        """Restore :meth:`_get_state`'s output, checked (ModelFileError, or KeyError/TypeError/ValueError
+        that ``load`` turns into one)."""
+        from edgeperf import spaces
+        from edgeperf.errors import ModelFileError
+        from edgeperf.predictors._io import str_list
+
+        space = spaces.get(str(meta["space"]))  # UnknownNameError for a space this edgeperf lacks
+        encoding = meta["encoding"]
+        if encoding != GRAPH_ENCODING and encoding not in space.encodings:
+            raise ModelFileError(
+                f"unknown encoding {encoding!r} of space {space.name!r}; expected one of {list(space.encodings)}"
+            )
+        n_features = meta["n_features"]
+        want = _graph_dim() if encoding == GRAPH_ENCODING else space.encoding_dim(encoding)
+        if isinstance(n_features, bool) or n_features != want:
+            raise ModelFileError(f"n_features {n_features!r} disagrees with encoding {encoding!r} ({want} features)")
+        devices = str_list(meta, "devices")
+        if len(set(devices)) != len(devices):
+            raise ModelFileError("the device list repeats a device; the file is corrupted")
+        if not isinstance(meta["metric"], str) or not isinstance(meta["training"], dict):
+            raise ModelFileError("metric must be a string and training a JSON object; the file is corrupted")
+        self.space_, self.encoding_, self.metric_ = space.name, encoding, meta["metric"]
+        self.devices_ = devices
+        self.n_features_ = int(n_features)
+        self.training_ = meta["training"]
+        ranges = meta.get("cost_range", {})
+        if not isinstance(ranges, dict) or not all(
+            k in ("macs", "params") and isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v)
+            for k, v in ranges.items()
+        ):
+            raise ModelFileError(f"cost_range: expected {{'macs'|'params': [low, high]}} of positive numbers, got {ranges!r:.80}")
+        self.cost_range_ = {k: (float(v[0]), float(v[1])) for k, v in ranges.items()}
+        self._reset_caches()
+        return self
+
+
+def _graph_dim() -> int:
+    from edgeperf import features
+
+    return len(features.FEATURE_NAMES)
+
+
+def _jsonable_params(params: dict) -> dict:
+    """Constructor parameters as JSON values (tuples become lists); ModelFileError for objects."""
+    import json
+
+    from edgeperf.errors import ModelFileError
+
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        try:
+            json.dumps(v)
+        except TypeError:
+            raise ModelFileError(
+                f"cannot save parameter {k}={v!r} without pickle; use a model name such as 'xgboost' or 'mlp'"
+            ) from None
+        out[k] = v
+    return out
+
+
+def _costs_of(space, encoding: str, X: np.ndarray) -> "dict[str, np.ndarray] | None":
+    """MACs and parameters of graph-feature rows, or None for a search-space encoding (whose
+    architectures lie in the space's range by construction; checking them would cost a
+    cost-matrix evaluation per call)."""
+    if encoding != GRAPH_ENCODING:
+        return None
+    from edgeperf import features
+
+    names = list(features.FEATURE_NAMES)
+    return {"macs": X[:, names.index("total:mmacs")] * 1e6, "params": X[:, names.index("total:mparams")] * 1e6}
+
+
+def cost_range_of(space, encoding: str, X: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Training range (min, max) of MACs and parameters (positive values only), for extrapolation warnings."""
+    values = _costs_of(space, encoding, X)
+    out = {}
+    for name, v in (values or {}).items():
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            out[name] = (float(v.min()), float(v.max()))
+    return out
+
+
+def encode_archs(space, encoding: str, archs: Sequence[str]) -> np.ndarray:
+    """Encoded rows of architecture strings (graph features for ``encoding="graph"``)."""
+    if encoding == GRAPH_ENCODING:
+        return _graph_features_of_archs(space, archs)
+    return space.encode(list(archs), encoding)
 
 
 def _lookup_rows(index: _SpaceIndex, X: np.ndarray) -> "np.ndarray | None":

@@ -11,38 +11,16 @@ device's own scale lets it reach devices faster or slower than any seen.
 
 Missing reference measurements: a training device that lacks some reference
 architectures gets them predicted by a small XGBoost model fitted on its own
-measurements; an adapted device gets them from the adapted combination model.
+measurements.
 
-Adaptation strategies (``adapt(..., strategy=)``; the default was chosen by
-``benchmarks/fewshot_help.py``, see :data:`DEFAULT_ADAPT_STRATEGY`):
-
-- ``signature``: the joint model fed the new device's signature;
-- ``signature+calibration``: the same, then an affine map in log space fitted
-  on the target samples;
-- ``combination``: ``log y = b + sum_k w_k log yhat_k`` over the training
-  devices' predictions, ridge-shrunk towards equal weights (the average
-  device), the shrinkage chosen by leave-one-out on the target samples;
-- ``ridge``: the same, shrunk towards zero weights;
-- ``nnls``: non-negative least-squares weights; besides the training devices, its
-  basis holds three analytic pseudo-devices, the architecture's MACs, parameters
-  and memory traffic (``@macs``, ``@params``, ``@mem_bytes``), so a device unlike
-  every training device (an accelerator, a large batch, another runtime) can
-  still be fitted as a power law of its compute. Measured on the HELP protocol:
-  +0.002 mean Spearman on NAS-Bench-201, +0.005 on FBNet, and 0.16 -> 0.80 on
-  OFA-MobileNetV3 when batch-1 GPUs must predict batch-32/64 ones;
-- ``bayes``: a hierarchical-Bayes linear model on the architecture encoding
-  whose Gaussian prior (mean, covariance) comes from per-device linear fits of
-  the training devices;
-- ``nnls+bayes``: the mean (in log space) of ``nnls`` and ``bayes``, unless the
-  target samples conflict with the Bayes prior: when their prior-predictive
-  Mahalanobis distance exceeds the chi-square quantile :data:`PRIOR_CONFLICT_LEVEL`
-  (a device unlike the training devices, where the prior pulls towards the
-  wrong behaviour), ``nnls`` alone. Seen here: 0.1-0.4 per sample for public
-  devices like the training ones; 2.9 for ONNX Runtime on a 2-core VM and 3-14
-  for batch-32/64 GPUs against batch-1 training GPUs.
-
-Adapting a name that is already known raises :class:`AdaptationError`, unless
-it is an adapted (not a training) device and ``overwrite=True``.
+Unseen devices: ``adapt(device, archs=, values=, strategy=)`` fits one of the
+strategies of :mod:`edgeperf.predictors.adapt` (default
+:data:`DEFAULT_ADAPT_STRATEGY`, chosen by ``benchmarks/fewshot_help.py``) on the
+target measurements, given this model's predictions for the training devices
+(the strategies' basis) and three analytic pseudo-devices (MACs, params, memory
+traffic) for one-hot encodings. Adapting a name that is already known raises
+:class:`AdaptationError`, unless it is an adapted (not a training) device and
+``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -50,28 +28,33 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import chi2
 
-from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationError
-from edgeperf.predictors._base import BasePredictor
+from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationError, InvalidParameterError, ModelFileError
+from edgeperf.predictors import adapt as _adapt
+from edgeperf.predictors._base import BasePredictor, _lookup_rows, _space_index, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
+from edgeperf.predictors._io import finite_array, finite_list, str_list
+from edgeperf.predictors._params import Progress, check_common_params, check_progress
+from edgeperf.predictors._report import AdaptReport
+from edgeperf.predictors._uncertainty import UNCALIBRATED_SCALE
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, reference_archs
-from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor
+from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor, regressor_from_state, regressor_state
 from edgeperf.spaces._costs import COST_COLUMNS
 
 __all__ = ["JointPredictor", "ADAPT_STRATEGIES", "DEFAULT_ADAPT_STRATEGY", "MIN_ADAPT_MEASUREMENTS"]
 
-ADAPT_STRATEGIES = ("signature", "signature+calibration", "combination", "ridge", "nnls", "bayes", "nnls+bayes")
-#: Chosen by measurement (benchmarks/fewshot_help.py); see the module docstring.
-DEFAULT_ADAPT_STRATEGY = "nnls+bayes"
-#: Chi-square level of the prior-data conflict check of ``nnls+bayes``.
-PRIOR_CONFLICT_LEVEL = 0.999
-#: Analytic pseudo-devices of the ``nnls`` basis (see the module docstring), with one-hot encodings.
+#: Registered adaptation strategies (see :mod:`edgeperf.predictors.adapt`).
+ADAPT_STRATEGIES = _adapt.names()
+#: Chosen by measurement (benchmarks/fewshot_help.py).
+DEFAULT_ADAPT_STRATEGY = _adapt.DEFAULT
+#: Analytic pseudo-devices of the strategies' basis (one-hot encodings only).
 COST_BASIS = tuple(f"@{c}" for c in COST_COLUMNS)
 #: Fewer target measurements than this cannot fit even an affine map with a check left over.
-MIN_ADAPT_MEASUREMENTS = 3
-#: Ridge strengths tried by leave-one-out in the combination strategies.
-_ALPHAS = np.logspace(-3, 3, 13)
+MIN_ADAPT_MEASUREMENTS = _adapt.MIN_MEASUREMENTS
+#: HELP's budget: the 10 reference architectures + 10 others.
+RECOMMENDED_ADAPT_MEASUREMENTS = 20
+#: Repeats of one architecture may differ by this share of their median before adapt refuses them.
+MAX_REPEAT_SPREAD = 0.5
 #: DeviceSpec fields used as static device features (numeric, or a tuple reduced by max).
 STATIC_FIELDS = ("cpu_cores", "cpu_max_freq_mhz", "memory_mb", "threads", "batch_size")
 #: Ridge strength of the per-device linear fits that form the Bayes prior.
@@ -94,6 +77,33 @@ def _static_vector(spec, fields) -> list[float]:
     return out
 
 
+class _Host:
+    """The :class:`edgeperf.predictors.adapt.AdaptHost` view of a fitted joint predictor."""
+
+    def __init__(self, pred: "JointPredictor", *, exclude=(), prior=None):
+        self._p = pred
+        self._prior = prior  # (mean, cov, noise) instead of the predictor's, when devices are held out
+        self.train_devices = tuple(d for d in pred.train_devices_ if d not in set(exclude))
+        self.basis_names = self.train_devices + (COST_BASIS if pred.encoding_ == "onehot" else ())
+        self.reference_archs = tuple(pred.reference_archs_)
+        self.n_features = pred.n_features_
+        self.n_static = len(pred.static_fields_)
+
+    def basis_log(self, X, names):
+        return self._p._basis_log(X, names)
+
+    def joint_log(self, X, signature, static):
+        return self._p._joint_log_embedded(X, signature, static)
+
+    def encode(self, archs):
+        return self._p._encode_strings(list(archs)).astype(np.float32)
+
+    def bayes_prior(self):
+        if self._prior is not None:
+            return self._prior
+        return self._p.prior_mean_, self._p.prior_cov_, self._p.prior_noise_var_
+
+
 class JointPredictor(BasePredictor):
     """One model over (device embedding, architecture encoding), trained across devices.
 
@@ -110,6 +120,10 @@ class JointPredictor(BasePredictor):
     adapt_strategy : default strategy of :meth:`adapt` (one of :data:`ADAPT_STRATEGIES`).
     model_params : regressor keyword arguments (XGBoost defaults tuned for these tables).
     random_state : seed.
+
+    Learned state: ``devices_`` (training then adapted devices), ``train_devices_``,
+    ``device_params_`` (per training device: signature, static features, rows),
+    ``adapters_`` (per adapted device: its fitted strategy), ``model_``, the Bayes prior.
     """
 
     def __init__(
@@ -132,27 +146,52 @@ class JointPredictor(BasePredictor):
         self.random_state = random_state
 
     # ---- fit ---------------------------------------------------------------------------------
-    def fit(self, table, devices=None, *, client=None):
+    def fit(self, table, devices=None, *, progress=None, client=None):
         """Train on every device of ``table`` (or just ``devices``); returns self. With a
-        ``dask.distributed`` ``client``, on its cluster (xgboost.dask; see ``_joint_dask``)."""
+        ``dask.distributed`` ``client``, on its cluster (xgboost.dask; see ``_joint_dask``).
+
+        Also calibrates the predictive uncertainty leave-hardware-family-out (a few
+        smaller refits, see :mod:`edgeperf.predictors._uncertainty`). ``progress``: optional
+        ``progress(done, total, stage)`` callback (device signatures, each boosting round,
+        the Bayes prior, each calibration fold). Learned attributes are assigned only once
+        everything has succeeded: a failed fit leaves a previously fitted predictor as it was.
+        """
         if client is not None:
             from edgeperf.predictors._joint_dask import fit_dask
 
             return fit_dask(self, table, devices, client=client)
+        from edgeperf.predictors._uncertainty import N_FOLDS, calibrate_log_std_scale
+
+        self._check_params(progress)
+        table = as_table(table)
+        fitted, steps = self._fit_model(table, devices, progress, extra_steps=N_FOLDS)
+        fitted.uncertainty_ = calibrate_log_std_scale(fitted, table, lambda stage: steps.step(stage))
+        steps.step("done", steps.total - steps.done)  # fewer calibration folds than planned
+        for k, v in vars(fitted).items():
+            if k.endswith("_") and not k.startswith("_"):
+                setattr(self, k, v)
+        self._reset_caches()
+        return self
+
+    def _fit_model(self, table, devices, progress, *, extra_steps: int = 0,
+                   space_table: bool = True) -> tuple["JointPredictor", Progress]:
+        """A new fitted predictor of these settings (without uncertainty calibration) and its progress."""
         from edgeperf import spaces
 
-        if self.adapt_strategy not in ADAPT_STRATEGIES:
-            raise AdaptationError(f"unknown adapt_strategy {self.adapt_strategy!r}; expected one of {ADAPT_STRATEGIES}")
-        table = as_table(table)
         space = spaces.get(table.space)
-        self.space_ = space.name
-        self.encoding_ = self.encoding or space.encodings[0]
-        self.metric_ = self.metric
+        encoding = self._check_encoding(space)
         archs, devs, L = log_matrix(table, self.metric, devices)
-        X = self._encode_strings(archs)
-        self.n_features_ = int(X.shape[1])
+        X = encode_archs(space, encoding, archs)
         refs = reference_archs(space.name, self.reference_set)
-        Xref = self._encode_strings(refs)
+        Xref = encode_archs(space, encoding, refs)
+        params = dict(_JOINT_DEFAULTS) if self.model == "xgboost" else {}
+        params.update(self.model_params or {})
+        model = make_regressor(self.model, self.random_state, params)
+        if isinstance(model, XGBoostRegressor):
+            model._check_params()  # before any work
+        rounds = int(model.n_estimators) if isinstance(model, XGBoostRegressor) else 1
+        tables = len(devs) if space_table and _space_index(space, encoding) is not None else 0
+        steps = Progress(progress, len(devs) + rounds + 1 + tables + extra_steps)
         row_of = {a: i for i, a in enumerate(archs)}
 
         signatures, imputed = [], {}
@@ -170,14 +209,15 @@ class JointPredictor(BasePredictor):
                 sig[missing] = helper.fit(X[ok], L[ok, j]).predict(Xref[missing])
                 imputed[dev] = int(missing.sum())
             signatures.append(sig)
+            steps.step("device signatures")
 
         specs = [table.device_spec(d) for d in devs]
         fields = [f for f in STATIC_FIELDS if any(_static_vector(s, [f])[0] == _static_vector(s, [f])[0] for s in specs)]
         static = np.array([_static_vector(s, fields) for s in specs], dtype=np.float64).reshape(len(devs), len(fields))
-        self.static_fields_ = fields
-        self.static_means_ = [float(np.nanmean(static[:, k])) for k in range(len(fields))]
+        static_means = [float(np.nanmean(static[:, k])) for k in range(len(fields))]
+        static = np.where(np.isfinite(static), static, np.asarray(static_means))  # what the embedding uses
 
-        self.device_params_ = {}
+        device_params = {}
         target = []
         n_rows = int(np.isfinite(L).sum())
         F, row = None, 0  # one float32 training matrix, filled in place (no float64 copies)
@@ -185,123 +225,170 @@ class JointPredictor(BasePredictor):
             ok = np.isfinite(L[:, j])
             k = int(ok.sum())
             sig = signatures[j]
-            self.device_params_[dev] = {
-                "kind": "trained",
-                "signature": sig.tolist(),
-                "static": static[j].tolist(),
-                "n_train": k,
-            }
-            emb = self._embedding(dev)
+            device_params[dev] = {"signature": sig.tolist(), "static": static[j].tolist(), "n_train": k}
+            emb = _embedding(sig, static[j], static_means)
             if F is None:
                 F = np.empty((n_rows, emb.size + X.shape[1]), dtype=np.float32)
             F[row : row + k, : emb.size] = emb
             F[row : row + k, emb.size :] = X[ok]
             row += k
             target.append(L[ok, j] - sig.mean())
-        params = dict(_JOINT_DEFAULTS) if self.model == "xgboost" else {}
-        params.update(self.model_params or {})
-        self.model_ = make_regressor(self.model, self.random_state, params).fit(F, np.concatenate(target))
-        self.reference_archs_ = refs
-        self.train_devices_ = list(devs)
-        self.devices_ = list(devs)
-        self.training_ = {
-            "source": str(table.source),
-            "n_rows": int(sum(len(t) for t in target)),
-            "imputed_reference_values": imputed,
+        if isinstance(model, XGBoostRegressor):
+            model.fit(F, np.concatenate(target), progress=lambda i, n, _: steps.step("joint model (boosting rounds)"))
+        else:
+            model.fit(F, np.concatenate(target))
+            steps.step("joint model")
+        betas, resid = _device_linear_fits(X, L)
+        steps.step("Bayes prior")
+        state = {
+            "space_": space.name, "encoding_": encoding, "metric_": self.metric, "n_features_": int(X.shape[1]),
+            "static_fields_": fields, "static_means_": static_means, "device_params_": device_params,
+            "model_": model, "reference_archs_": refs, "train_devices_": list(devs), "adapters_": {},
+            "adapt_reports_": {}, "cost_range_": cost_range_of(space, encoding, X), "devices_": list(devs),
+            "training_": {
+                "source": str(table.source),
+                "n_rows": int(sum(len(t) for t in target)),
+                "imputed_reference_values": imputed,
+            },
         }
-        self._fit_bayes_prior(X, L)
-        self._reset_caches()
-        return self
+        state["prior_mean_"], state["prior_cov_"], state["prior_noise_var_"] = _prior_from(betas, resid)
+        fitted = JointPredictor(**self.get_params())
+        for k, v in state.items():
+            setattr(fitted, k, v)
+        fitted._reset_caches()
+        from edgeperf.predictors._uncertainty import trained_log_std
 
-    def _embedding(self, device) -> np.ndarray:
-        p = self.device_params_[device]
-        sig = np.asarray(p["signature"], dtype=np.float64)
-        static = np.asarray(p["static"], dtype=np.float64)
-        static = np.where(np.isfinite(static), static, np.asarray(self.static_means_, dtype=np.float64))
-        return np.concatenate([sig - sig.mean(), static])
+        fitted.space_log_table_ = fitted._space_log_table(steps) if space_table else None
+        fitted._reset_caches()
+        for dev, std in trained_log_std(fitted, X, L, devs).items():  # after the table: lookups, not the model
+            device_params[dev]["log_std"] = std
+        return fitted, steps
 
-    def _fit_bayes_prior(self, X, L) -> None:
-        Phi = np.hstack([np.ones((X.shape[0], 1)), X.astype(np.float64)])
-        betas, resid = [], []
-        penalty = _PRIOR_RIDGE * np.eye(Phi.shape[1])
-        penalty[0, 0] = 0.0  # intercept unpenalised
-        for j in range(L.shape[1]):
-            ok = np.isfinite(L[:, j])
-            A = Phi[ok]
-            beta = np.linalg.solve(A.T @ A + penalty, A.T @ L[ok, j])
-            betas.append(beta)
-            resid.append(np.mean((L[ok, j] - A @ beta) ** 2))
-        B = np.array(betas)
-        self.prior_mean_ = B.mean(axis=0)
-        cov = np.cov(B, rowvar=False) if len(betas) > 1 else np.zeros((B.shape[1], B.shape[1]))
-        self.prior_cov_ = cov + _PRIOR_JITTER * np.eye(B.shape[1])
-        self.prior_noise_var_ = float(np.mean(resid))
+    def _check_params(self, progress) -> None:
+        from edgeperf.predictors._reference import REFERENCE_SETS
+
+        check_common_params(self)
+        check_progress(progress)
+        if not isinstance(self.adapt_strategy, str) or self.adapt_strategy not in ADAPT_STRATEGIES:
+            raise InvalidParameterError(
+                f"unknown adapt_strategy {self.adapt_strategy!r:.60}; expected one of {', '.join(ADAPT_STRATEGIES)}"
+            )
+        if not isinstance(self.reference_set, str) or self.reference_set not in REFERENCE_SETS:
+            raise InvalidParameterError(
+                f"unknown reference_set {self.reference_set!r:.60}; expected one of {sorted(REFERENCE_SETS)}"
+            )
 
     # ---- prediction --------------------------------------------------------------------------
-    def _joint_log(self, X, device) -> np.ndarray:
-        p = self.device_params_[device]
-        emb = self._embedding(device).astype(np.float32)
+    def _joint_log_embedded(self, X, signature, static) -> np.ndarray:
+        """Joint model for a device of this signature and static features (NaN = training mean)."""
+        emb = _embedding(np.asarray(signature, np.float64), np.asarray(static, np.float64), self.static_means_)
+        emb = emb.astype(np.float32)
         F = np.empty((X.shape[0], emb.size + X.shape[1]), dtype=np.float32)
         F[:, : emb.size] = emb
         F[:, emb.size :] = X
-        return float(np.mean(p["signature"])) + self.model_.predict(F)
+        return float(np.mean(signature)) + self.model_.predict(F)
 
-    def _basis_log(self, X, basis) -> np.ndarray:
-        from edgeperf.predictors._base import _space_index
-
-        index = _space_index(self._space(), self.encoding_)
-        full_space = index is not None and X is index.X  # building a full cache: reuse the basis devices' caches
-        costs = self._log_costs(X) if any(d in COST_BASIS for d in basis) else None
+    def _basis_log(self, X, names) -> np.ndarray:
+        costs = self._log_costs(X) if any(d in COST_BASIS for d in names) else None
+        rows = self._table_rows(X)
         columns = []
-        for d in basis:
+        for d in names:
             if d in COST_BASIS:
                 columns.append(costs[:, COST_BASIS.index(d)])
-            elif full_space:
-                columns.append(np.log(self._device_cache(d)))
+            elif rows is not None:
+                columns.append(self.space_log_table_[rows, self._train_column(d)])
             else:
                 columns.append(self._predict_log(X, d))
-        return np.column_stack(columns)
+        return np.column_stack(columns) if columns else np.zeros((X.shape[0], 0))
+
+    def _table_rows(self, X) -> "np.ndarray | slice | None":
+        """Rows of ``space_log_table_`` holding the encoded rows ``X``, or None (no table, or not all found)."""
+        if getattr(self, "space_log_table_", None) is None:
+            return None
+        index = _space_index(self._space(), self.encoding_)
+        if X is index.X:
+            return slice(None)
+        if not index.binary or X.ndim != 2 or X.shape[1] != self.n_features_:
+            return None
+        return _lookup_rows(index, X)
+
+    def _reset_caches(self) -> None:
+        super()._reset_caches()
+        self._train_columns = None
+
+    def _train_column(self, device) -> int:
+        cols = getattr(self, "_train_columns", None)
+        if cols is None:
+            cols = self._train_columns = {d: j for j, d in enumerate(self.train_devices_)}
+        return cols[device]
+
+    def _space_log_table(self, steps) -> "np.ndarray | None":
+        """Log predictions of every training device on every architecture of a finite space (fit time),
+        so that predictions and adaptation never evaluate the joint model for them again."""
+        index = _space_index(self._space(), self.encoding_)
+        if index is None:
+            return None
+        out = np.empty((index.X.shape[0], len(self.train_devices_)))
+        for j, dev in enumerate(self.train_devices_):
+            p = self.device_params_[dev]
+            out[:, j] = self._joint_log_embedded(index.X, p["signature"], p["static"])
+            steps.step("whole-space prediction table")
+        return out
 
     def _log_costs(self, X) -> np.ndarray:
         return np.log(self._space().cost_matrix(np.asarray(X)))
 
     def _predict_log(self, X, device) -> np.ndarray:
+        strategy = self.adapters_.get(device)
+        if strategy is not None:
+            return strategy.predict_log(_Host(self), X)
+        rows = self._table_rows(X)
+        if rows is not None:
+            return self.space_log_table_[rows, self._train_column(device)]
         p = self.device_params_[device]
-        method = p.get("strategy", "signature") if p["kind"] == "adapted" else "trained"
-        if method in ("trained", "signature", "signature+calibration"):
-            out = self._joint_log(X, device)
-        elif method in ("combination", "ridge", "nnls"):
-            Z = self._basis_log(X, p["basis"])
-            out = p["intercept"] + Z @ np.asarray(p["weights"])
-        elif method == "bayes":
-            out = p["bayes_intercept"] + X.astype(np.float64) @ np.asarray(p["bayes_weights"])
-        elif method == "nnls+bayes":
-            blend = p.get("nnls_share", 0.5)
-            Z = self._basis_log(X, p["basis"])
-            out = blend * (p["intercept"] + Z @ np.asarray(p["weights"]))
-            out += (1.0 - blend) * (p["bayes_intercept"] + X.astype(np.float64) @ np.asarray(p["bayes_weights"]))
-        else:  # pragma: no cover - guarded by adapt
-            raise AdaptationError(f"device {device!r} has an unknown strategy {method!r}")
-        if "calibration" in p:
-            a, b = p["calibration"]
-            out = a + b * out
-        return out
+        return self._joint_log_embedded(X, p["signature"], p["static"])
+
+    def _log_std(self, device) -> float:
+        self._check_fitted()
+        self._check_device(device)
+        strategy = self.adapters_.get(device)
+        if strategy is None:
+            return float(self.device_params_[device]["log_std"])
+        return float(strategy.log_std(1)[0] * self.uncertainty_["scale"])
+
+    def predict_quantile(self, archs, *, device: str, q: float = 0.95, input_shape=None):
+        """The ``q`` quantile of the metric (ms) of ``archs`` on ``device`` (array, or float for one string).
+
+        Log-normal around the prediction with the calibrated log-space spread (see
+        :mod:`edgeperf.predictors._uncertainty`): ``predict * exp(z_q * sigma)``. Budget picks
+        use ``q=0.95``: an architecture whose 0.95 quantile meets the budget meets it on the
+        device with about 95% probability.
+        """
+        from scipy.stats import norm
+
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q < 1.0:
+            raise InvalidParameterError(f"q must be a probability strictly between 0 and 1, got {q!r:.60}")
+        value = self.predict(archs, device=device, input_shape=input_shape)
+        return value * float(np.exp(norm.ppf(q) * self._log_std(device)))
 
     # ---- few-shot adaptation -----------------------------------------------------------------
     def adapt(self, device, archs, values, *, spec=None, strategy=None, overwrite=False):
         """Register the unseen ``device`` from a few measurements (``values`` in the metric's unit).
 
         Needs at least :data:`MIN_ADAPT_MEASUREMENTS`; 20 (HELP's 10 reference
-        architectures + 10 others) is the intended budget. Returns ``self``.
+        architectures + 10 others) is the intended budget. ``strategy``: a name of
+        :func:`edgeperf.predictors.adapt.names` (default ``adapt_strategy``). Returns ``self``.
         """
         self._check_fitted()
-        strategy = strategy or self.adapt_strategy
-        if strategy not in ADAPT_STRATEGIES:
-            raise AdaptationError(f"unknown strategy {strategy!r}; expected one of {ADAPT_STRATEGIES}")
+        strategy = self.adapt_strategy if strategy is None else strategy
+        if not isinstance(strategy, str) or strategy not in ADAPT_STRATEGIES:
+            raise InvalidParameterError(f"unknown strategy {strategy!r:.60}; expected one of {', '.join(ADAPT_STRATEGIES)}")
+        if not isinstance(overwrite, bool):
+            raise InvalidParameterError(f"overwrite must be True or False, got {overwrite!r:.60}")
         if not isinstance(device, str) or not device.strip():
-            raise AdaptationError(f"expected a non-empty device name, got {device!r}")
+            raise InvalidParameterError(f"expected a non-empty device name, got {device!r:.60}")
         if device in self._device_set():
-            if self.device_params_[device]["kind"] == "trained":
+            if device not in self.adapters_:
                 raise AdaptationError(
                     f"device {device!r} is a training device of this model; adapt under another name"
                 )
@@ -309,21 +396,37 @@ class JointPredictor(BasePredictor):
                 raise AdaptationError(
                     f"device {device!r} is already adapted; pass overwrite=True to replace it"
                 )
+        canon, y, n_values = self._adapt_inputs(device, archs, values)
+        host = _Host(self)
+        X = self._encode_strings(canon).astype(np.float32)
+        static = np.asarray(_static_vector(spec, self.static_fields_), dtype=np.float64)
+        static = np.where(np.isfinite(static), static, np.asarray(self.static_means_, dtype=np.float64))
+        data = _adapt.AdaptData(
+            archs=tuple(canon), X=X, logy=np.log(y), basis_log=host.basis_log(X, host.basis_names), static=static
+        )
+        fitted = _adapt.get(strategy)().fit(host, data)
+        report = self._adapt_report(fitted, data, n_values)
+        self.adapters_[device] = fitted
+        self.adapt_reports_[device] = report
+        if device not in self._device_set():
+            self.devices_.append(device)
+        self._cache.pop(device, None)
+        return self
+
+    def _adapt_inputs(self, device, archs, values) -> tuple[list[str], np.ndarray]:
+        """(distinct canonical archs, one value each) of an adapt call, validated.
+
+        Repeated architectures (after canonicalisation) are merged into the median of their
+        values; repeats that disagree by more than :data:`MAX_REPEAT_SPREAD` of that median
+        are an error naming the architecture (two different devices or a unit mix-up).
+        """
         if isinstance(archs, str):
             archs = [archs]
         archs = list(archs)
-        try:
-            y = np.asarray(values, dtype=np.float64).ravel()
-        except (TypeError, ValueError):
-            raise AdaptationError(f"expected numeric values in {self.metric_}, got {values!r:.100}") from None
+        y = _numeric_vector(values, f"adapt {device!r}: values in {self.metric_}")
         if len(archs) != y.size:
             raise AdaptationError(
                 f"expected one value per architecture, got {len(archs)} architectures and {y.size} values"
-            )
-        if y.size < MIN_ADAPT_MEASUREMENTS:
-            raise AdaptationError(
-                f"expected at least {MIN_ADAPT_MEASUREMENTS} measurements to adapt, got {y.size}; "
-                "measure the reference architectures (predictor.reference_archs_) plus about 10 others"
             )
         if not np.isfinite(y).all() or (y <= 0).any():
             bad = int(np.flatnonzero(~np.isfinite(y) | (y <= 0))[0])
@@ -333,101 +436,209 @@ class JointPredictor(BasePredictor):
             canon = space.validate(archs)
         except ArchitectureError as exc:
             raise ArchitectureError(f"adapt {device!r}: expected {space.name} architectures: {exc}") from None
-        X = self._encode_strings(canon).astype(np.float32)
-        logy = np.log(y)
-        basis = list(self.train_devices_)
-        Z = np.column_stack([self._predict_log(X, d) for d in basis])
-
-        params = {"kind": "adapted", "strategy": strategy, "n_adapt": int(y.size)}
-        params["static"] = _static_vector(spec, self.static_fields_)
-        if strategy in ("combination", "ridge", "nnls", "nnls+bayes") or strategy.startswith("signature"):
-            kind = {"signature": "combination", "signature+calibration": "combination", "nnls+bayes": "nnls"}.get(
-                strategy, strategy
+        groups: dict[str, list[float]] = {}
+        for a, v in zip(canon, y):
+            groups.setdefault(a, []).append(float(v))
+        merged = []
+        for a, vs in groups.items():
+            med = float(np.median(vs))
+            if (max(vs) - min(vs)) > MAX_REPEAT_SPREAD * med:
+                raise AdaptationError(
+                    f"adapt {device!r}: architecture {a!r} was given {len(vs)} conflicting values {vs} "
+                    f"(spread over {MAX_REPEAT_SPREAD:.0%} of their median); check the measurements"
+                )
+            merged.append(med)
+        if len(groups) < MIN_ADAPT_MEASUREMENTS:
+            raise AdaptationError(
+                f"expected at least {MIN_ADAPT_MEASUREMENTS} distinct architectures to adapt, got {len(groups)} "
+                f"({y.size} values); measure the reference architectures (predictor.reference_archs_) "
+                "plus about 10 others"
             )
-            if kind == "nnls" and self.encoding_ == "onehot":
-                basis = basis + list(COST_BASIS)
-                Z = np.hstack([Z, self._log_costs(X)])
-            b, w = _fit_combination(Z, logy, kind)
-            params.update(basis=basis, intercept=b, weights=w.tolist())
-        if strategy.startswith("signature"):
-            refs = self.reference_archs_
-            measured = {a: v for a, v in zip(canon, logy)}
-            Xref = self._encode_strings(refs).astype(np.float32)
-            ref_pred = b + np.column_stack([self._predict_log(Xref, d) for d in basis]) @ w
-            sig = [measured.get(r, ref_pred[i]) for i, r in enumerate(refs)]
-            params = {k: v for k, v in params.items() if k not in ("basis", "intercept", "weights")}
-            params["signature"] = [float(s) for s in sig]
-            params["n_reference_measured"] = int(sum(r in measured for r in refs))
-        if strategy in ("bayes", "nnls+bayes"):
-            b, w = self._fit_bayes(X, logy)
-            params.update(bayes_intercept=b, bayes_weights=w.tolist())
-        if strategy == "nnls+bayes":
-            conflict = self._prior_conflict(X, logy)
-            params.update(prior_conflict_per_sample=conflict / y.size, nnls_share=0.5)
-            if conflict > chi2.ppf(PRIOR_CONFLICT_LEVEL, y.size):
-                params["nnls_share"] = 1.0
+        return list(groups), np.asarray(merged), int(y.size)
 
-        self.device_params_[device] = params
-        if device not in self._device_set():
-            self.devices_.append(device)
-        self._cache.pop(device, None)
-        if strategy == "signature+calibration":
-            pred = self._predict_log(X, device)
-            params["calibration"] = list(_fit_affine(pred, logy))
-            self._cache.pop(device, None)
+    def _adapt_report(self, fitted, data, n_values: int) -> AdaptReport:
+        from edgeperf import metrics
+
+        y = np.exp(data.logy)
+        loo = np.exp(data.logy - fitted.loo_log_residuals_)
+        n_distinct = len(data.archs)
+        refs = set(self.reference_archs_)
+        n_ref = len(refs & set(data.archs))
+        warnings = []
+        if n_ref < len(refs):
+            warnings.append(
+                f"{n_ref} of the {len(refs)} reference architectures of {self.space_} were measured; measure all of "
+                "them (predictor.reference_archs_, or `edgeperf profile --reference`) for a reliable adaptation"
+            )
+        if n_values > n_distinct:
+            warnings.append(f"{n_values - n_distinct} repeated measurements were merged (median per architecture)")
+        if n_distinct < RECOMMENDED_ADAPT_MEASUREMENTS:
+            warnings.append(
+                f"only {n_distinct} distinct architectures; {RECOMMENDED_ADAPT_MEASUREMENTS} (the reference set + 10 "
+                "others) is the intended budget and the leave-one-out error is rough below it"
+            )
+        warnings += list(fitted.notes())
+        with np.errstate(all="ignore"):
+            rho = metrics.spearman(y, loo) if np.ptp(y) > 0 else float("nan")
+        return AdaptReport(
+            strategy=fitted.name, n_measurements=n_values, n_distinct_archs=n_distinct,
+            loo_mape_pct=float(np.mean(np.abs(loo - y) / y) * 100.0), loo_spearman=float(rho), warnings=tuple(warnings),
+        )
+
+    # ---- model files -------------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict, dict]:
+        meta, arrays = super()._get_state()
+        entry, model_arrays = regressor_state(self.model_)
+        arrays.update({f"model/{k}": v for k, v in model_arrays.items()})
+        adapted = {}
+        for i, (dev, strategy) in enumerate(self.adapters_.items()):
+            s_meta, s_arrays = strategy.get_state()
+            adapted[dev] = {"key": f"adapted/{i}", "state": s_meta, "arrays": sorted(s_arrays),
+                            "report": self.adapt_reports_[dev].to_json()}
+            arrays.update({f"adapted/{i}/{k}": v for k, v in s_arrays.items()})
+        meta.update(
+            reference_set=self.reference_set,
+            reference_archs=list(self.reference_archs_),
+            train_devices=list(self.train_devices_),
+            device_params=self.device_params_,
+            static_fields=list(self.static_fields_),
+            static_means=list(self.static_means_),
+            prior_noise_var=self.prior_noise_var_,
+            model=entry,
+            adapted=adapted,
+            uncertainty=self.uncertainty_,
+        )
+        arrays["prior_mean"] = self.prior_mean_
+        arrays["prior_cov"] = self.prior_cov_
+        if self.space_log_table_ is not None:
+            arrays["space_log_table"] = self.space_log_table_
+        return meta, arrays
+
+    def _set_state(self, meta: dict, arrays: dict) -> "JointPredictor":
+        super()._set_state(meta, arrays)
+        refs = str_list(meta, "reference_archs")
+        train = str_list(meta, "train_devices")
+        fields = str_list(meta, "static_fields")
+        if not refs or not train or self.devices_[: len(train)] != train:
+            raise ModelFileError("reference architectures or training devices missing or out of order; the file is corrupted")
+        if set(fields) - set(STATIC_FIELDS):
+            raise ModelFileError(f"unknown static device fields {sorted(set(fields) - set(STATIC_FIELDS))}")
+        device_params = meta["device_params"]
+        if not isinstance(device_params, dict) or sorted(device_params) != sorted(train):
+            raise ModelFileError("training devices and device parameters disagree; the file is corrupted")
+        checked = {}
+        for dev, p in device_params.items():
+            n_train = p["n_train"]
+            if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
+                raise ModelFileError(f"device {dev!r}: n_train must be a positive integer, got {n_train!r}")
+            std = p.get("log_std", UNCALIBRATED_SCALE * 0.1)  # format 1 had none
+            if isinstance(std, bool) or not isinstance(std, (int, float)) or not (np.isfinite(std) and std > 0):
+                raise ModelFileError(f"device {dev!r}: log_std must be a finite number > 0, got {std!r}")
+            checked[dev] = {"signature": finite_list(p, "signature", len(refs)),
+                            "static": finite_list(p, "static", len(fields)), "n_train": n_train, "log_std": float(std)}
+        noise = meta["prior_noise_var"]
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (np.isfinite(noise) and noise > 0):
+            raise ModelFileError(f"prior_noise_var must be a finite number > 0, got {noise!r}")
+        d = self.n_features_ + 1
+        model = regressor_from_state(meta["model"], arrays, "model")
+        if model.n_features_in_ != len(refs) + len(fields) + self.n_features_:
+            raise ModelFileError(
+                f"the joint model takes {model.n_features_in_} inputs, expected {len(refs) + len(fields) + self.n_features_} "
+                "(signature + static features + encoding); the file is corrupted"
+            )
+        self.reference_set = meta.get("reference_set", self.reference_set)
+        self.reference_archs_, self.train_devices_, self.static_fields_ = refs, train, fields
+        self.static_means_ = finite_list(meta, "static_means", len(fields))
+        self.device_params_ = checked
+        self.prior_noise_var_ = float(noise)
+        self.prior_mean_ = finite_array(arrays, "prior_mean", (d,))
+        self.prior_cov_ = finite_array(arrays, "prior_cov", (d, d))
+        self.model_ = model
+        self.uncertainty_ = _check_uncertainty(meta.get("uncertainty"))
+        self.space_log_table_ = None
+        if "space_log_table" in arrays:
+            index = _space_index(self._space(), self.encoding_)
+            if index is None:
+                raise ModelFileError(f"a whole-space prediction table for the unbounded space {self.space_!r}")
+            self.space_log_table_ = finite_array(arrays, "space_log_table", (index.X.shape[0], len(train)))
+        self.adapters_, self.adapt_reports_ = self._load_adapters(meta.get("adapted", {}), arrays)
+        if list(self.devices_) != self.train_devices_ + list(self.adapters_):
+            raise ModelFileError("the device list disagrees with the training and adapted devices; the file is corrupted")
         return self
 
-    def _prior_conflict(self, X, logy) -> float:
-        """Mahalanobis distance of the targets from the Bayes prior's predictive distribution
-        (chi-square with ``len(logy)`` degrees of freedom when the device fits the prior)."""
-        Phi = np.hstack([np.ones((X.shape[0], 1)), X.astype(np.float64)])
-        resid = logy - Phi @ self.prior_mean_
-        cov = Phi @ self.prior_cov_ @ Phi.T + self.prior_noise_var_ * np.eye(len(logy))
-        return float(resid @ np.linalg.solve(cov, resid))
-
-    def _fit_bayes(self, X, logy):
-        Phi = np.hstack([np.ones((X.shape[0], 1)), X.astype(np.float64)])
-        prec = np.linalg.inv(self.prior_cov_)
-        A = prec + Phi.T @ Phi / self.prior_noise_var_
-        beta = np.linalg.solve(A, prec @ self.prior_mean_ + Phi.T @ logy / self.prior_noise_var_)
-        return float(beta[0]), beta[1:]
-
-
-def _fit_affine(pred, target) -> tuple[float, float]:
-    """Least-squares ``target = a + b * pred`` with b > 0 (else a pure shift)."""
-    pc = pred - pred.mean()
-    denom = float(pc @ pc)
-    b = float(pc @ (target - target.mean()) / denom) if denom > 0 else 1.0
-    if not b > 0:
-        b = 1.0
-    a = float(target.mean() - b * pred.mean())
-    return a, b
+    def _load_adapters(self, adapted, arrays) -> dict:
+        if not isinstance(adapted, dict):
+            raise ModelFileError(f"adapted devices: expected a JSON object, got {type(adapted).__name__}")
+        host = _Host(self)
+        out, reports = {}, {}
+        for dev, entry in adapted.items():
+            s_meta = entry["state"]
+            name = s_meta.get("strategy") if isinstance(s_meta, dict) else None
+            if name not in ADAPT_STRATEGIES:
+                raise ModelFileError(
+                    f"adapted device {dev!r} uses strategy {name!r}, unknown to this edgeperf "
+                    f"(known: {', '.join(ADAPT_STRATEGIES)}); upgrade edgeperf or re-adapt the device"
+                )
+            key = entry["key"]
+            s_arrays = {k: arrays[f"{key}/{k}"] for k in str_list(entry, "arrays")}
+            strategy = _adapt.get(name)().set_state(s_meta, s_arrays)
+            strategy.check_host(host)
+            out[dev] = strategy
+            reports[dev] = AdaptReport.from_json(entry["report"])
+        return out, reports
 
 
-def _fit_combination(Z, y, kind: str) -> tuple[float, np.ndarray]:
-    """Intercept and weights of ``y ~ b + Z w`` in log space (see the module docstring)."""
-    n, k = Z.shape
-    zm, ym = Z.mean(axis=0), y.mean()
-    Zc = Z - zm
-    if kind == "nnls":
-        from scipy.optimize import nnls
+def _numeric_vector(values, what: str) -> np.ndarray:
+    """A 1-D float vector of real numbers (no booleans, strings, dates or 2-D arrays)."""
+    if isinstance(values, (str, bytes)):
+        raise AdaptationError(f"{what}: expected a sequence of numbers, got a string")
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise AdaptationError(f"{what}: expected a sequence of numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise AdaptationError(f"{what}: expected a 1-D sequence of numbers, got an array of shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        bad = [v for v in arr if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number))]
+        if bad:
+            raise AdaptationError(f"{what}: expected numbers, got {type(bad[0]).__name__} {bad[0]!r:.60}")
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind not in "iuf":
+        raise AdaptationError(f"{what}: expected numbers, got values of dtype {arr.dtype} (booleans, text or dates)")
+    return arr.astype(np.float64)
 
-        w, _ = nnls(Zc, y - ym)
-        if not w.any():  # no positive direction fits: fall back to the average device
-            w = np.full(k, 1.0 / k)
-        return float(ym - zm @ w), w
-    w0 = np.full(k, 1.0 / k) if kind == "combination" else np.zeros(k)
-    r = y - Z @ w0
-    rc = r - r.mean()
-    best, best_v = math.inf, np.zeros(k)
-    G = Zc.T @ Zc
-    for alpha in _ALPHAS:
-        M = np.linalg.inv(G + alpha * np.eye(k))
-        v = M @ Zc.T @ rc
-        H = Zc @ M @ Zc.T + 1.0 / n  # hat matrix incl. the intercept
-        loo = (rc - Zc @ v) / np.clip(1.0 - np.diag(H), 1e-6, None)
-        err = float(np.mean(loo**2))
-        if err < best:
-            best, best_v = err, v
-    w = w0 + best_v
-    return float(ym - zm @ w), w
+
+def _embedding(signature: np.ndarray, static: np.ndarray, static_means) -> np.ndarray:
+    static = np.where(np.isfinite(static), static, np.asarray(static_means, dtype=np.float64))
+    return np.concatenate([signature - signature.mean(), static])
+
+
+def _check_uncertainty(info) -> dict:
+    """The persisted calibration (format 1 had none: the uncalibrated scale, marked so)."""
+    if info is None:
+        return {"method": "uncalibrated (model format 1)", "scale": UNCALIBRATED_SCALE}
+    scale = info.get("scale") if isinstance(info, dict) else None
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+        raise ModelFileError(f"uncertainty: expected a calibration with a finite scale > 0, got {info!r:.80}")
+    return dict(info)
+
+
+def _device_linear_fits(X, L) -> tuple[np.ndarray, np.ndarray]:
+    """Per-device ridge fits ``log y ~ [1, x]``: (coefficients (n_devices, d + 1), residual mean squares)."""
+    Phi = np.hstack([np.ones((X.shape[0], 1)), X.astype(np.float64)])
+    betas, resid = [], []
+    penalty = _PRIOR_RIDGE * np.eye(Phi.shape[1])
+    penalty[0, 0] = 0.0  # intercept unpenalised
+    for j in range(L.shape[1]):
+        ok = np.isfinite(L[:, j])
+        A = Phi[ok]
+        beta = np.linalg.solve(A.T @ A + penalty, A.T @ L[ok, j])
+        betas.append(beta)
+        resid.append(np.mean((L[ok, j] - A @ beta) ** 2))
+    return np.array(betas), np.array(resid)
+
+
+def _prior_from(betas: np.ndarray, resid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mean, covariance, noise variance) of the Bayes prior from per-device linear fits."""
+    cov = np.cov(betas, rowvar=False) if len(betas) > 1 else np.zeros((betas.shape[1], betas.shape[1]))
+    return betas.mean(axis=0), cov + _PRIOR_JITTER * np.eye(betas.shape[1]), float(np.mean(resid))

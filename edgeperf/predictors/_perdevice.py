@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeperf.errors import DataValidationError
-from edgeperf.predictors._base import BasePredictor
+from edgeperf.errors import DataValidationError, ModelFileError
+from edgeperf.predictors._base import BasePredictor, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
-from edgeperf.predictors._regressors import make_regressor
+from edgeperf.predictors._params import Progress, check_common_params, check_progress
+from edgeperf.predictors._regressors import make_regressor, regressor_from_state, regressor_state
 
 __all__ = ["PerDevicePredictor"]
 
@@ -37,15 +38,21 @@ class PerDevicePredictor(BasePredictor):
         self.model_params = model_params
         self.random_state = random_state
 
-    def fit(self, table, devices=None):
-        """Train one model per device of ``table`` (or of ``devices``); returns self."""
+    def fit(self, table, devices=None, *, progress=None):
+        """Train one model per device of ``table`` (or of ``devices``); returns self.
+
+        ``progress``: optional ``progress(done, total, stage)`` callback, called per device.
+        """
         from edgeperf import spaces
 
+        check_common_params(self)
+        check_progress(progress)
         table = as_table(table)
         space = spaces.get(table.space)
-        encoding = self.encoding or space.encodings[0]
+        encoding = self._check_encoding(space)
         archs, devs, L = log_matrix(table, self.metric, devices)
-        X = self._encode_for_fit(space, encoding, archs)
+        X = encode_archs(space, encoding, archs)
+        steps = Progress(progress, len(devs))
         models, counts = {}, {}
         for j, dev in enumerate(devs):
             ok = np.isfinite(L[:, j])
@@ -57,17 +64,36 @@ class PerDevicePredictor(BasePredictor):
                 )
             models[dev] = make_regressor(self.model, self.random_state, self.model_params).fit(X[ok], L[ok, j])
             counts[dev] = int(ok.sum())
+            steps.step("per-device models")
         self.space_, self.encoding_, self.metric_ = space.name, encoding, self.metric
         self.n_features_ = int(X.shape[1])
         self.models_ = models
+        self.cost_range_ = cost_range_of(space, encoding, X)
         self.devices_ = list(devs)
         self.training_ = {"source": str(table.source), "n_archs": counts}
         self._reset_caches()
         return self
 
-    def _encode_for_fit(self, space, encoding, archs):
-        self.space_, self.encoding_ = space.name, encoding
-        return self._encode_strings(archs)
-
     def _predict_log(self, X, device):
         return self.models_[device].predict(X)
+
+    # ---- model files -------------------------------------------------------------------------
+    def _get_state(self):
+        meta, arrays = super()._get_state()
+        meta["models"] = {}
+        for i, (dev, model) in enumerate(self.models_.items()):
+            entry, model_arrays = regressor_state(model)
+            meta["models"][dev] = {**entry, "key": f"models/{i}"}
+            arrays.update({f"models/{i}/{k}": v for k, v in model_arrays.items()})
+        return meta, arrays
+
+    def _set_state(self, meta, arrays):
+        super()._set_state(meta, arrays)
+        models = meta["models"]
+        if sorted(models) != sorted(self.devices_):
+            raise ModelFileError("the device list disagrees with the per-device models; the file is corrupted")
+        self.models_ = {d: regressor_from_state(models[d], arrays, models[d]["key"]) for d in self.devices_}
+        wrong = [d for d, m in self.models_.items() if m.n_features_in_ != self.n_features_]
+        if wrong:
+            raise ModelFileError(f"the models of {wrong[:3]} do not take {self.n_features_} features; the file is corrupted")
+        return self

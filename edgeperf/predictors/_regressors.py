@@ -15,7 +15,8 @@ from sklearn.utils.validation import validate_data
 
 from edgeperf.errors import ModelFileError, NotFittedError
 
-__all__ = ["XGBoostRegressor", "SklearnRegressor", "TorchMLPRegressor", "make_regressor", "REGRESSOR_NAMES"]
+__all__ = ["XGBoostRegressor", "SklearnRegressor", "TorchMLPRegressor", "make_regressor", "REGRESSOR_NAMES",
+           "regressor_state", "regressor_from_state"]
 
 #: Largest seed xgboost and torch accept from a numpy RandomState draw.
 _MAX_SEED = 2**31 - 1
@@ -77,12 +78,28 @@ class XGBoostRegressor(RegressorMixin, BaseEstimator):
             "verbosity": 0,
         }
 
-    def fit(self, X, y):
+    def _check_params(self) -> None:
+        from edgeperf.predictors._params import check_number
+
+        own = type(self).__name__
+        check_number("n_estimators", self.n_estimators, low=1, integer=True, owner=own)
+        check_number("max_depth", self.max_depth, low=0, integer=True, owner=own)
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True, owner=own)
+        check_number("subsample", self.subsample, low=0, low_open=True, high=1, owner=own)
+        check_number("colsample_bytree", self.colsample_bytree, low=0, low_open=True, high=1, owner=own)
+        check_number("min_child_weight", self.min_child_weight, low=0, owner=own)
+        check_number("reg_lambda", self.reg_lambda, low=0, owner=own)
+        check_number("n_jobs", self.n_jobs, low=1, integer=True, owner=own)
+
+    def fit(self, X, y, *, progress=None):
+        """Fit the booster; ``progress(done, total, stage)`` is called after each boosting round."""
         import xgboost
 
+        self._check_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float32)
         dtrain = xgboost.DMatrix(X, label=y.astype(np.float32), nthread=self.n_jobs)
-        self.booster_ = xgboost.train(self._params(), dtrain, num_boost_round=int(self.n_estimators))
+        callbacks = [_RoundProgress(progress, int(self.n_estimators))] if progress is not None else None
+        self.booster_ = xgboost.train(self._params(), dtrain, num_boost_round=int(self.n_estimators), callbacks=callbacks)
         return self
 
     def predict(self, X):
@@ -98,15 +115,47 @@ class XGBoostRegressor(RegressorMixin, BaseEstimator):
     def _import_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> "XGBoostRegressor":
         import xgboost
 
+        n_in = _n_features_in(meta)
+        raw = arrays.get("booster_json")
+        if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ModelFileError("expected the XGBoost model as a 1-D uint8 array of its JSON")
         try:
             booster = xgboost.Booster()
-            booster.load_model(bytearray(arrays["booster_json"].tobytes()))
-        except (KeyError, xgboost.core.XGBoostError) as exc:
+            booster.load_model(bytearray(raw.tobytes()))
+            booster.set_param({"nthread": int(self.n_jobs)})
+            n_booster = booster.num_features()
+        except (xgboost.core.XGBoostError, TypeError, ValueError) as exc:
             raise ModelFileError(f"expected an XGBoost model saved as JSON, could not read it: {exc}") from None
-        booster.set_param({"nthread": self.n_jobs})
+        if n_booster != n_in:
+            raise ModelFileError(f"the XGBoost model takes {n_booster} features, the file says {n_in}")
         self.booster_ = booster
-        self.n_features_in_ = int(meta["n_features_in"])
+        self.n_features_in_ = n_in
         return self
+
+
+def _n_features_in(meta: dict) -> int:
+    n = meta["n_features_in"] if isinstance(meta, dict) else None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ModelFileError(f"n_features_in must be a positive integer, got {n!r}")
+    return n
+
+
+def _finite(arrays: dict, name: str, shape: tuple) -> np.ndarray:
+    from edgeperf.predictors._io import finite_array
+
+    return finite_array(arrays, name, shape)
+
+
+def _RoundProgress(progress, total: int):
+    """An XGBoost training callback reporting each boosting round."""
+    import xgboost
+
+    class RoundProgress(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log):
+            progress(epoch + 1, total, "boosting round")
+            return False
+
+    return RoundProgress()
 
 
 class SklearnRegressor(RegressorMixin, BaseEstimator):
@@ -152,12 +201,16 @@ class SklearnRegressor(RegressorMixin, BaseEstimator):
     def _import_state(self, meta, arrays):
         from sklearn.linear_model import LinearRegression
 
+        n_in = _n_features_in(meta)
         lin = LinearRegression()
-        lin.coef_ = arrays["coef"]
-        lin.intercept_ = arrays["intercept"][0]
-        lin.n_features_in_ = int(meta["n_features_in"])
+        coef, intercept = arrays.get("coef"), arrays.get("intercept")
+        _finite(arrays, "coef", (n_in,))
+        _finite(arrays, "intercept", (1,))
+        lin.coef_ = coef  # the saved dtype: a float32 fit predicts in float32
+        lin.intercept_ = intercept[0]
+        lin.n_features_in_ = n_in
         self.estimator_ = lin
-        self.n_features_in_ = int(meta["n_features_in"])
+        self.n_features_in_ = n_in
         return self
 
 
@@ -188,6 +241,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y):
         import torch
 
+        from edgeperf.errors import InvalidParameterError
+        from edgeperf.predictors._params import check_number
+
+        own = type(self).__name__
+        sizes = self.hidden_layer_sizes
+        if not isinstance(sizes, (tuple, list)) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in sizes):
+            raise InvalidParameterError(f"{own}: hidden_layer_sizes must be a tuple of positive integers, got {sizes!r:.60}")
+        check_number("epochs", self.epochs, low=1, integer=True, owner=own)
+        check_number("batch_size", self.batch_size, low=1, integer=True, owner=own)
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True, owner=own)
+        check_number("weight_decay", self.weight_decay, low=0, owner=own)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         self.x_mean_ = X.mean(axis=0)
         self.x_scale_ = np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0)
@@ -249,15 +313,27 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         return meta, arrays
 
     def _import_state(self, meta, arrays):
-        try:
-            n = int(meta["n_layers"])
-            self.coefs_ = [np.asarray(arrays[f"w{i}"], np.float64) for i in range(n)]
-            self.intercepts_ = [np.asarray(arrays[f"b{i}"], np.float64) for i in range(n)]
-            self.x_mean_, self.x_scale_ = arrays["x_mean"], arrays["x_scale"]
-            self.y_mean_, self.y_scale_ = float(meta["y_mean"]), float(meta["y_scale"])
-            self.n_features_in_ = int(meta["n_features_in"])
-        except KeyError as exc:
-            raise ModelFileError(f"MLP weights incomplete: missing {exc}") from None
+        n_in = _n_features_in(meta)
+        n = meta.get("n_layers")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+            raise ModelFileError(f"MLP: n_layers must be an integer in [1, 64], got {n!r}")
+        coefs, intercepts, width = [], [], n_in
+        for i in range(n):
+            w = arrays.get(f"w{i}")
+            out = w.shape[1] if w is not None and w.ndim == 2 else None
+            if i == n - 1 and out != 1:
+                raise ModelFileError(f"MLP: the last layer must have 1 output, got weights of shape {getattr(w, 'shape', None)}")
+            coefs.append(_finite(arrays, f"w{i}", (width, out)))
+            intercepts.append(_finite(arrays, f"b{i}", (out,)))
+            width = out
+        y_mean, y_scale = meta.get("y_mean"), meta.get("y_scale")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (y_mean, y_scale)):
+            raise ModelFileError(f"MLP: y_mean and y_scale must be finite numbers, got {y_mean!r}, {y_scale!r}")
+        self.x_mean_ = _finite(arrays, "x_mean", (n_in,))
+        self.x_scale_ = _finite(arrays, "x_scale", (n_in,))
+        self.coefs_, self.intercepts_ = coefs, intercepts
+        self.y_mean_, self.y_scale_ = float(y_mean), float(y_scale)
+        self.n_features_in_ = n_in
         return self
 
 
@@ -283,8 +359,29 @@ def make_regressor(model, random_state=None, params: dict | None = None):
     return SklearnRegressor(estimator=est, random_state=random_state)
 
 
-def regressor_name(est) -> str:
-    for name, cls in REGRESSOR_NAMES.items():
-        if type(est) is cls:
-            return name
-    raise ModelFileError(f"cannot save a regressor of type {type(est).__name__}")
+def regressor_state(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """(JSON entry, arrays) of a fitted regressor for a model file."""
+    from edgeperf.predictors._base import _jsonable_params
+
+    names = [name for name, cls in REGRESSOR_NAMES.items() if type(est) is cls]
+    if not names:
+        raise ModelFileError(f"cannot save a regressor of type {type(est).__name__}")
+    meta, arrays = est._export_state()
+    entry = {"type": names[0], "params": _jsonable_params(est.get_params()), "meta": meta, "arrays": sorted(arrays)}
+    return entry, {k: np.asarray(v) for k, v in arrays.items()}
+
+
+def regressor_from_state(entry: dict, arrays: dict[str, np.ndarray], key: str):
+    """The regressor of a model-file ``entry`` whose arrays are ``arrays[f"{key}/{name}"]``."""
+    cls = REGRESSOR_NAMES.get(entry.get("type"))
+    if cls is None:
+        raise ModelFileError(f"unknown regressor type {entry.get('type')!r}; expected one of {sorted(REGRESSOR_NAMES)}")
+    params = dict(entry.get("params", {}))
+    if "hidden_layer_sizes" in params:
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    try:
+        reg = cls(**params)
+        mine = {k: arrays[f"{key}/{k}"] for k in entry["arrays"]}
+    except (TypeError, KeyError) as exc:
+        raise ModelFileError(f"model entry {key!r} is incomplete or has unexpected fields: {exc}") from None
+    return reg._import_state(entry["meta"], mine)

@@ -63,6 +63,8 @@ RIDGE_ALPHAS = np.logspace(-2, 3, 11)
 MIN_LATENCY_MS = 1e-6
 #: Quantile of the calibration's log residuals used by ``margin="auto"``.
 AUTO_MARGIN_QUANTILE = 0.9
+#: Quantile of a predictor's latency that ``margin="auto"`` budget picks must meet (C1).
+BUDGET_QUANTILE = 0.95
 #: Name the target device gets inside a copied predictor for ``adapt="predictor"``.
 ADAPT_DEVICE_NAME = "_edgeperf_proxy_target"
 ADAPT_MODES = ("features", "predictor")
@@ -121,6 +123,8 @@ class RankResult:
     meets_budget: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
     scores: np.ndarray | None = None
     residual_log_q90: float = 0.0
+    #: The predictor's calibrated BUDGET_QUANTILE latency per candidate (C1), when it has one.
+    latency_upper_ms: np.ndarray | None = None
 
     def __repr__(self) -> str:  # short: the default repr printed every array (60k characters)
         best = int(self.order[0]) if len(self.order) else None
@@ -133,21 +137,28 @@ class RankResult:
         """Indices of candidates with ``latency_ms * (1 + margin) <= budget_ms``, best first.
 
         Best = highest ``scores`` (e.g. accuracy; ties fastest first) when given,
-        else fastest first. ``margin="auto"`` uses the 90% quantile of the
-        calibration's log residuals on the target samples (0 when there are none).
+        else fastest first. ``margin="auto"`` uses the predictor's calibrated
+        :data:`BUDGET_QUANTILE` latency (``latency_upper_ms``) where the adapted path had
+        one, else the 90% quantile of the calibration's log residuals on the target
+        samples (0 when there are none).
         """
         budget_ms = float(budget_ms)
         if not np.isfinite(budget_ms) or budget_ms <= 0:
             raise AdaptationError(f"expected budget_ms > 0, got {budget_ms!r}")
+        upper = None
         if isinstance(margin, str):
             if margin != "auto":
                 raise AdaptationError(f"expected margin >= 0 or 'auto', got {margin!r}")
+            upper = self.latency_upper_ms
             margin = float(np.expm1(self.residual_log_q90))
         margin = float(margin)
         if not np.isfinite(margin) or margin < 0:
             raise AdaptationError(f"expected margin >= 0 (a fraction: 0.1 = 10% headroom), got {margin!r}")
         scores = self.scores if scores is None else _check_scores(scores, len(self.candidates))
-        ok = np.flatnonzero(self.latency_ms * (1.0 + margin) <= budget_ms)
+        if upper is not None:
+            ok = np.flatnonzero(upper <= budget_ms)
+        else:
+            ok = np.flatnonzero(self.latency_ms * (1.0 + margin) <= budget_ms)
         if scores is None:
             return ok[np.argsort(self.latency_ms[ok], kind="stable")]
         return ok[np.lexsort((self.latency_ms[ok], -scores[ok]))]
@@ -376,6 +387,7 @@ def rank(
         return ", ".join(f"{devices[j]} {per_proxy['agreement'].iloc[j]:.3f}" for j in members)
 
     adapted = False
+    upper_ms = None
     if n == 0:
         members, path = [prior], "prior"
         reason = (f"no target measurements: ranked by the prior proxy {devices[prior]!r}, the device most central "
@@ -420,6 +432,8 @@ def rank(
                 p.adapt(ADAPT_DEVICE_NAME, archs=t_archs, values=y)
                 adapted_ms = np.asarray(p.predict(union, device=ADAPT_DEVICE_NAME), float)
                 log_pred = np.log(np.maximum(adapted_ms, MIN_LATENCY_MS))
+                if hasattr(p, "predict_quantile"):  # C1: budget picks on the calibrated quantile
+                    upper_ms = np.asarray(p.predict_quantile(union, device=ADAPT_DEVICE_NAME, q=BUDGET_QUANTILE), float)
                 reason += "the predictor's own adapt() was fitted on the target samples"
                 done = True
             except EdgePerfError as exc:
@@ -474,6 +488,7 @@ def rank(
             "agreement", ascending=False), calibration="adapted" if adapted else cal.kind_, source_kind=src.kind,
         scores=scores_arr,
         residual_log_q90=float(max(np.quantile(residual, AUTO_MARGIN_QUANTILE), 0.0)) if len(residual) else 0.0,
+        latency_upper_ms=None if upper_ms is None else upper_ms[cand_idx],
     )
     if budget_ms is not None:
         result.budget_ms = float(budget_ms)

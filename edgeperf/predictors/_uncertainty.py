@@ -1,0 +1,114 @@
+"""Predictive uncertainty of the joint predictor, calibrated leave-device-out (contract C1).
+
+An adapted device's spread in log space is its strategy's leave-one-out RMS on the
+target samples (``AdaptStrategy.log_std``) times one scale factor, calibrated in
+``fit`` leave-hardware-family-out: the hardware families of the training devices
+are dealt into :data:`N_FOLDS` folds; per fold, a joint model is refitted without
+that fold's devices and without :data:`HELD_OUT_ARCH_SHARE` of the architectures,
+each held-out device is adapted from HELP's budget (the reference architectures +
+:data:`N_RANDOM` others from the fold's training architectures) and predicted on up
+to :data:`EVAL_ARCHS` of the held-out architectures. The factor makes the 90%
+central interval of those standardised log residuals nominal (``|z|`` quantile
+0.90 = 1.645 x factor) and the one-sided 0.95 bound nominal (whichever needs the
+larger factor). Fold models use at most :data:`FOLD_ROUNDS` boosting rounds
+(cheaper, slightly less accurate: the factor errs on the wide side).
+
+A training device's spread is the RMS of its in-sample log residuals (optimistic).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["calibrate_log_std_scale", "trained_log_std", "UNCALIBRATED_SCALE", "N_FOLDS"]
+
+#: Scale used when the training devices cannot be split by hardware family.
+UNCALIBRATED_SCALE = 2.0
+#: Calibration folds (groups of hardware families), hence refits.
+N_FOLDS = 3
+#: Share of architectures each fold model does not see (the evaluation pool).
+HELD_OUT_ARCH_SHARE = 0.2
+#: Boosting rounds of a fold model at most.
+FOLD_ROUNDS = 300
+#: Held-out architectures scored per held-out device.
+EVAL_ARCHS = 200
+#: Random (non-reference) architectures measured per held-out device, besides the reference set.
+N_RANDOM = 10
+#: The standardised-residual quantile matched to its normal value (two-sided 90% interval).
+CALIBRATION_QUANTILE = 0.90
+#: The one-sided quantile budget picks use (q=0.95 upper bound); the scale covers both.
+UPPER_QUANTILE = 0.95
+#: Rows per training device used for its in-sample spread.
+MAX_ROWS_FOR_STD = 2000
+
+
+def trained_log_std(pred, X: np.ndarray, L: np.ndarray, devs) -> dict[str, float]:
+    """RMS of each training device's in-sample log residuals (at most MAX_ROWS_FOR_STD rows)."""
+    out = {}
+    for j, dev in enumerate(devs):
+        rows = np.flatnonzero(np.isfinite(L[:, j]))[:MAX_ROWS_FOR_STD]
+        r = L[rows, j] - pred._predict_log(X[rows].astype(np.float32), dev)
+        out[dev] = float(max(np.sqrt(np.mean(r**2)), 1e-6))
+    return out
+
+
+def calibrate_log_std_scale(pred, table, step=lambda stage: None) -> dict:
+    """The scale factor and how it was obtained (persisted in the model file)."""
+    from scipy.stats import norm
+
+    from edgeperf import datasets
+    from edgeperf.predictors import adapt
+    from edgeperf.predictors._data import log_matrix
+    from edgeperf.predictors._joint import _Host
+
+    info = {"strategy": pred.adapt_strategy, "quantile": CALIBRATION_QUANTILE, "folds": 0}
+    devs = list(pred.train_devices_)
+    family = {d: datasets.hardware_family(d) for d in devs}
+    families = sorted(set(family.values()))
+    seed = pred.random_state if isinstance(pred.random_state, (int, np.integer)) else 0
+    rng = np.random.default_rng(seed)
+    rng.shuffle(families)
+    folds = [families[k::N_FOLDS] for k in range(min(N_FOLDS, len(families)))]
+    archs, _, L = log_matrix(table.select(devices=devs), pred.metric_, devs)
+    refs = set(pred.reference_archs_)
+    others = np.array([i for i, a in enumerate(archs) if a not in refs])
+    held_archs = set(rng.choice(others, int(HELD_OUT_ARCH_SHARE * others.size), replace=False).tolist()) \
+        if others.size else set()
+    train_rows = [i for i in range(len(archs)) if i not in held_archs]
+    z, n_devices = [], 0
+    params = dict(pred.model_params or {})
+    if pred.model == "xgboost":
+        params["n_estimators"] = min(int(params.get("n_estimators", 800)), FOLD_ROUNDS)
+    for fold in folds if len(folds) > 1 else []:
+        held = [d for d in devs if family[d] in fold]
+        keep = [d for d in devs if family[d] not in fold]
+        sub = table.select(devices=keep, archs={archs[i] for i in train_rows})
+        fold_pred, _ = type(pred)(**{**pred.get_params(), "model_params": params})._fit_model(sub, None, None, space_table=False)
+        host = _Host(fold_pred)
+        for dev in held:
+            j = devs.index(dev)
+            ref_rows = [i for i, a in enumerate(archs) if a in refs and np.isfinite(L[i, j])]
+            pool = np.array([i for i in train_rows if archs[i] not in refs and np.isfinite(L[i, j])])
+            ev_pool = np.array([i for i in held_archs if np.isfinite(L[i, j])])
+            if pool.size < N_RANDOM or ev_pool.size < 5:
+                continue
+            ad = np.concatenate([ref_rows, rng.choice(pool, N_RANDOM, replace=False)]).astype(int)
+            ev = rng.choice(ev_pool, min(EVAL_ARCHS, ev_pool.size), replace=False)
+            Xa = host.encode([archs[i] for i in ad])
+            data = adapt.AdaptData(archs=tuple(archs[i] for i in ad), X=Xa, logy=L[ad, j],
+                                   basis_log=host.basis_log(Xa, host.basis_names),
+                                   static=np.asarray(fold_pred.static_means_, dtype=np.float64))
+            fitted = adapt.get(pred.adapt_strategy)().fit(host, data)
+            r = L[ev, j] - fitted.predict_log(host, host.encode([archs[i] for i in ev]))
+            z.append(r / fitted.log_std(len(ev)))
+            n_devices += 1
+        step("uncertainty calibration")
+    if not z:
+        return {**info, "method": "uncalibrated (fewer than two hardware families or too few measurements)",
+                "scale": UNCALIBRATED_SCALE, "n_devices": 0, "n_residuals": 0}
+    z = np.concatenate(z)
+    two_sided = np.quantile(np.abs(z), CALIBRATION_QUANTILE) / norm.ppf(0.5 + CALIBRATION_QUANTILE / 2)
+    upper = np.quantile(z, UPPER_QUANTILE) / norm.ppf(UPPER_QUANTILE)  # what budget picks rely on
+    scale = float(max(two_sided, upper))
+    return {**info, "method": "leave-family-out", "folds": len(folds), "scale": max(scale, 1e-3),
+            "n_devices": n_devices, "n_residuals": int(z.size)}

@@ -1,0 +1,92 @@
+"""Predictive uncertainty (C1): return_std, predict_quantile, its calibration, and budget picks using it."""
+
+import numpy as np
+import pytest
+
+import edgeperf as ep
+from edgeperf import proxy
+from edgeperf.errors import InvalidParameterError
+from edgeperf.predictors import JointPredictor, PerDevicePredictor
+
+FAST = {"n_estimators": 40}
+TRAIN = ["1080ti_1", "1080ti_32", "pixel3", "silver_4114", "samsung_a50", "titanx_1"]
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    table = ep.datasets.load("help-nb201")
+    return table, table.wide()
+
+
+@pytest.fixture(scope="module")
+def fitted(nb201):
+    table, wide = nb201
+    archs = set(wide.index[wide["arch_index"] < 400]) | set(ep.predictors.reference_archs("nasbench201"))
+    p = JointPredictor(model_params=FAST).fit(table.select(devices=TRAIN, archs=archs))
+    ad = ep.predictors.reference_archs("nasbench201") + list(wide.index[500:510])
+    p.adapt("cpu", archs=ad, values=wide.loc[ad, "gold_6240"].to_numpy())
+    return p
+
+
+def test_calibration_is_leave_family_out_and_persisted(fitted, tmp_path):
+    u = fitted.uncertainty_
+    assert u["method"] == "leave-family-out" and u["folds"] == 3 and u["n_devices"] >= 3
+    assert u["n_residuals"] > 100 and 0.1 < u["scale"] < 20
+    q = ep.load(fitted.save(tmp_path / "m.edgeperf"))
+    assert q.uncertainty_ == u
+    archs = ep.spaces.get("nasbench201").sample(30, seed=2)
+    for dev in ("pixel3", "cpu"):
+        np.testing.assert_array_equal(q.predict_quantile(archs, device=dev), fitted.predict_quantile(archs, device=dev))
+
+
+def test_return_std_and_quantiles(fitted):
+    archs = ep.spaces.get("nasbench201").sample(40, seed=1)
+    for dev in ("pixel3", "cpu"):
+        mean, std = fitted.predict(archs, device=dev, return_std=True)
+        np.testing.assert_array_equal(mean, fitted.predict(archs, device=dev))
+        assert std.shape == mean.shape and (std > 0).all()
+        one, one_std = fitted.predict(archs[0], device=dev, return_std=True)
+        assert isinstance(one, float) and isinstance(one_std, float) and one == mean[0]
+        q05, q50, q95 = (fitted.predict_quantile(archs, device=dev, q=q) for q in (0.05, 0.5, 0.95))
+        np.testing.assert_allclose(q50, mean)
+        assert (q05 < mean).all() and (mean < q95).all()
+        # log-normal: the quantiles are symmetric in log space around the prediction
+        np.testing.assert_allclose(np.log(q95) - np.log(mean), np.log(mean) - np.log(q05))
+        assert isinstance(fitted.predict_quantile(archs[0], device=dev), float)
+    for bad in (0, 1, 1.5, -0.1, "0.9", True, float("nan")):
+        with pytest.raises(InvalidParameterError):
+            fitted.predict_quantile(archs, device="cpu", q=bad)
+    with pytest.raises(InvalidParameterError):
+        fitted.predict(archs, device="cpu", return_std="yes")
+
+
+def test_a_training_devices_interval_covers_its_training_archs(fitted, nb201):
+    """The in-sample spread of a training device: its 90% interval holds ~90% of its rows."""
+    _, wide = nb201
+    archs = list(wide.index[wide["arch_index"] < 400])
+    y = wide.loc[archs, "pixel3"].to_numpy()
+    lo, hi = (fitted.predict_quantile(archs, device="pixel3", q=q) for q in (0.05, 0.95))
+    assert 0.8 < np.mean((y >= lo) & (y <= hi)) < 0.99
+
+
+def test_per_device_predictor_has_no_uncertainty(nb201):
+    table, wide = nb201
+    p = PerDevicePredictor(model="ridge").fit(table.select(devices=["pixel3"], archs=set(wide.index[:200])))
+    assert not hasattr(p, "predict_quantile")
+    with pytest.raises(InvalidParameterError, match="uncertainty"):
+        p.predict(list(wide.index[:3]), device="pixel3", return_std=True)
+
+
+def test_budget_picks_use_the_quantile_on_the_adapted_path(fitted, nb201):
+    _, wide = nb201
+    cands = list(wide.index[1000:1400])
+    targets = ep.predictors.reference_archs("nasbench201") + list(wide.index[600:610])
+    values = wide.loc[targets, "gold_6240"].to_numpy()
+    budget = float(np.quantile(wide.loc[cands, "gold_6240"], 0.3))
+    r = proxy.rank(cands, target_archs=targets, target_values=values, proxies=fitted, budget_ms=budget,
+                   margin="auto", adapt="predictor", agreement_threshold=1.01)  # force the adapted path
+    assert r.path == "adapted" and r.latency_upper_ms is not None
+    assert set(r.meets_budget) == set(np.flatnonzero(r.latency_upper_ms <= budget))
+    assert (r.latency_upper_ms > r.latency_ms).all()
+    plain = r.within_budget(budget, margin=0.0)
+    assert set(r.meets_budget) < set(plain)  # the quantile is stricter than the point prediction
