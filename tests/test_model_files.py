@@ -34,7 +34,7 @@ def test_round_trip_and_metadata(saved):
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("metadata.json"))
         assert all(n == "metadata.json" or n.endswith(".npy") for n in zf.namelist())
-    assert meta["format"] == "edgeperf-model" and meta["format_version"] == 1
+    assert meta["format"] == "edgeperf-model" and meta["format_version"] == ep.predictors.FORMAT_VERSION
     assert meta["space"] == "nasbench201" and meta["unit"] == "ms" and len(meta["reference_archs"]) == 10
     assert meta["predictor_type"] == "JointPredictor" and meta["devices"] == p.devices_
 
@@ -73,7 +73,7 @@ def test_bad_files(saved, tmp_path):
 
     newer = tmp_path / "newer.edgeperf"
     _rewrite(path, newer, bump)
-    with pytest.raises(ModelFileError, match="version 1, got 99"):
+    with pytest.raises(ModelFileError, match=f"version {ep.predictors.FORMAT_VERSION}, got 99"):
         ep.load(newer)
 
     def pickled(n, d):  # an object array needs pickle: must be refused, not executed

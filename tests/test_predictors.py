@@ -160,7 +160,7 @@ def test_adapt_without_reference_archs(joint, nb201):
     _, wide = nb201
     archs = list(wide.index[(wide["arch_index"] >= 200) & (wide["arch_index"] < 215)])
     joint.adapt("no-refs", archs=archs, values=wide.loc[archs, "silver_4210r"], strategy="signature")
-    assert joint.device_params_["no-refs"]["n_reference_measured"] == 0
+    assert joint.adapters_["no-refs"].n_reference_measured_ == 0
     test_archs, y = _test_split(wide, "silver_4210r")
     assert metrics.spearman(y, joint.predict(test_archs, device="no-refs")) > 0.8
 
@@ -249,9 +249,9 @@ def test_a_device_unlike_every_training_device_is_fitted_through_compute(joint, 
     refs = ep.predictors.reference_archs("nasbench201")
     archs = refs + list(wide.index[(wide["arch_index"] >= 300) & (wide["arch_index"] < 310)])
     joint.adapt("accelerator", archs=archs, values=accelerator_ms(archs))
-    params = joint.device_params_["accelerator"]
-    assert params["nnls_share"] == 1.0
-    weights = dict(zip(params["basis"], params["weights"]))
+    fitted = joint.adapters_["accelerator"]
+    assert fitted.nnls_share_ == 1.0
+    weights = dict(zip(fitted.basis_, fitted.weights_))
     assert weights["@macs"] > 0
     test_archs, _ = _test_split(wide, "2080ti_1")
     truth = accelerator_ms(test_archs)
@@ -259,4 +259,4 @@ def test_a_device_unlike_every_training_device_is_fitted_through_compute(joint, 
 
     # a device like the training ones keeps the prior
     joint.adapt("gpu-like", archs=archs, values=wide.loc[archs, "2080ti_1"])
-    assert joint.device_params_["gpu-like"]["nnls_share"] == 0.5
+    assert joint.adapters_["gpu-like"].nnls_share_ == 0.5

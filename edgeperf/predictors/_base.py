@@ -121,10 +121,7 @@ class BasePredictor(BaseEstimator):
 
     # ---- inputs ------------------------------------------------------------------------------
     def _encode_strings(self, archs: Sequence[str]) -> np.ndarray:
-        space = self._space()
-        if self.encoding_ == GRAPH_ENCODING:
-            return _graph_features_of_archs(space, archs)
-        return space.encode(list(archs), self.encoding_)
+        return encode_archs(self._space(), self.encoding_, archs)
 
     def _encode_input(self, archs, input_shape=None) -> tuple[np.ndarray, bool]:
         """(X, single) for any accepted input."""
@@ -216,10 +213,58 @@ class BasePredictor(BaseEstimator):
     # ---- files -------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted predictor to one file (zip of JSON metadata + .npy arrays); returns the path."""
-        from edgeperf.predictors._io import save_predictor
+        from edgeperf.predictors._io import write_model_file
 
         self._check_fitted()
-        return save_predictor(self, path)
+        meta, arrays = self._get_state()
+        return write_model_file(path, type(self).__name__, _jsonable_params(self.get_params()), meta, arrays)
+
+    def _get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-ready metadata, arrays) of the learned state; subclasses extend it."""
+        return {
+            "space": self.space_,
+            "encoding": self.encoding_,
+            "metric": self.metric_,
+            "devices": list(self.devices_),
+            "n_features": self.n_features_,
+            "training": self.training_,
+        }, {}
+
+    def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> "BasePredictor":
+        """Restore :meth:`_get_state`'s output (KeyError/TypeError/ValueError on a malformed one)."""
+        self.space_, self.encoding_, self.metric_ = str(meta["space"]), str(meta["encoding"]), str(meta["metric"])
+        self.devices_ = [str(d) for d in meta["devices"]]
+        self.n_features_ = int(meta["n_features"])
+        self.training_ = meta["training"]
+        self._reset_caches()
+        return self
+
+
+def _jsonable_params(params: dict) -> dict:
+    """Constructor parameters as JSON values (tuples become lists); ModelFileError for objects."""
+    import json
+
+    from edgeperf.errors import ModelFileError
+
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        try:
+            json.dumps(v)
+        except TypeError:
+            raise ModelFileError(
+                f"cannot save parameter {k}={v!r} without pickle; use a model name such as 'xgboost' or 'mlp'"
+            ) from None
+        out[k] = v
+    return out
+
+
+def encode_archs(space, encoding: str, archs: Sequence[str]) -> np.ndarray:
+    """Encoded rows of architecture strings (graph features for ``encoding="graph"``)."""
+    if encoding == GRAPH_ENCODING:
+        return _graph_features_of_archs(space, archs)
+    return space.encode(list(archs), encoding)
 
 
 def _lookup_rows(index: _SpaceIndex, X: np.ndarray) -> "np.ndarray | None":

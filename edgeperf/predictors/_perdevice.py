@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeperf.errors import DataValidationError
-from edgeperf.predictors._base import BasePredictor
+from edgeperf.errors import DataValidationError, ModelFileError
+from edgeperf.predictors._base import BasePredictor, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
-from edgeperf.predictors._regressors import make_regressor
+from edgeperf.predictors._regressors import make_regressor, regressor_from_state, regressor_state
 
 __all__ = ["PerDevicePredictor"]
 
@@ -45,7 +45,7 @@ class PerDevicePredictor(BasePredictor):
         space = spaces.get(table.space)
         encoding = self.encoding or space.encodings[0]
         archs, devs, L = log_matrix(table, self.metric, devices)
-        X = self._encode_for_fit(space, encoding, archs)
+        X = encode_archs(space, encoding, archs)
         models, counts = {}, {}
         for j, dev in enumerate(devs):
             ok = np.isfinite(L[:, j])
@@ -65,9 +65,23 @@ class PerDevicePredictor(BasePredictor):
         self._reset_caches()
         return self
 
-    def _encode_for_fit(self, space, encoding, archs):
-        self.space_, self.encoding_ = space.name, encoding
-        return self._encode_strings(archs)
-
     def _predict_log(self, X, device):
         return self.models_[device].predict(X)
+
+    # ---- model files -------------------------------------------------------------------------
+    def _get_state(self):
+        meta, arrays = super()._get_state()
+        meta["models"] = {}
+        for i, (dev, model) in enumerate(self.models_.items()):
+            entry, model_arrays = regressor_state(model)
+            meta["models"][dev] = {**entry, "key": f"models/{i}"}
+            arrays.update({f"models/{i}/{k}": v for k, v in model_arrays.items()})
+        return meta, arrays
+
+    def _set_state(self, meta, arrays):
+        super()._set_state(meta, arrays)
+        models = meta["models"]
+        if sorted(models) != sorted(self.devices_):
+            raise ModelFileError("the device list disagrees with the per-device models; the file is corrupted")
+        self.models_ = {d: regressor_from_state(models[d], arrays, models[d]["key"]) for d in self.devices_}
+        return self

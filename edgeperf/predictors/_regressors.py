@@ -15,7 +15,8 @@ from sklearn.utils.validation import validate_data
 
 from edgeperf.errors import ModelFileError, NotFittedError
 
-__all__ = ["XGBoostRegressor", "SklearnRegressor", "TorchMLPRegressor", "make_regressor", "REGRESSOR_NAMES"]
+__all__ = ["XGBoostRegressor", "SklearnRegressor", "TorchMLPRegressor", "make_regressor", "REGRESSOR_NAMES",
+           "regressor_state", "regressor_from_state"]
 
 #: Largest seed xgboost and torch accept from a numpy RandomState draw.
 _MAX_SEED = 2**31 - 1
@@ -283,8 +284,29 @@ def make_regressor(model, random_state=None, params: dict | None = None):
     return SklearnRegressor(estimator=est, random_state=random_state)
 
 
-def regressor_name(est) -> str:
-    for name, cls in REGRESSOR_NAMES.items():
-        if type(est) is cls:
-            return name
-    raise ModelFileError(f"cannot save a regressor of type {type(est).__name__}")
+def regressor_state(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """(JSON entry, arrays) of a fitted regressor for a model file."""
+    from edgeperf.predictors._base import _jsonable_params
+
+    names = [name for name, cls in REGRESSOR_NAMES.items() if type(est) is cls]
+    if not names:
+        raise ModelFileError(f"cannot save a regressor of type {type(est).__name__}")
+    meta, arrays = est._export_state()
+    entry = {"type": names[0], "params": _jsonable_params(est.get_params()), "meta": meta, "arrays": sorted(arrays)}
+    return entry, {k: np.asarray(v) for k, v in arrays.items()}
+
+
+def regressor_from_state(entry: dict, arrays: dict[str, np.ndarray], key: str):
+    """The regressor of a model-file ``entry`` whose arrays are ``arrays[f"{key}/{name}"]``."""
+    cls = REGRESSOR_NAMES.get(entry.get("type"))
+    if cls is None:
+        raise ModelFileError(f"unknown regressor type {entry.get('type')!r}; expected one of {sorted(REGRESSOR_NAMES)}")
+    params = dict(entry.get("params", {}))
+    if "hidden_layer_sizes" in params:
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    try:
+        reg = cls(**params)
+        mine = {k: arrays[f"{key}/{k}"] for k in entry["arrays"]}
+    except (TypeError, KeyError) as exc:
+        raise ModelFileError(f"model entry {key!r} is incomplete or has unexpected fields: {exc}") from None
+    return reg._import_state(entry["meta"], mine)

@@ -1,0 +1,29 @@
+"""Few-shot adaptation strategies: how a joint model learns an unseen device from a few measurements.
+
+Each strategy is an :class:`AdaptStrategy` registered by name; ``JointPredictor.adapt(...,
+strategy=name)`` picks one (default :data:`DEFAULT`, chosen by ``benchmarks/fewshot_help.py``).
+
+>>> from edgeperf.predictors import adapt
+>>> adapt.names()[:3]
+('combination', 'ridge', 'nnls')
+
+A new strategy: subclass :class:`AdaptStrategy` in a private module of this package, decorate it
+with ``@register("name")`` and import the module below; the conformance suite
+(``tests/test_adapt_conformance.py``) then tests it like every other.
+"""
+
+from __future__ import annotations
+
+from edgeperf.predictors.adapt._base import MIN_MEASUREMENTS, STATE_VERSION, AdaptData, AdaptHost, AdaptStrategy
+from edgeperf.predictors.adapt._registry import get, names, register
+
+# Built-in strategies (each module registers its classes on import; all are numpy/scipy only).
+from edgeperf.predictors.adapt import _combination  # noqa: E402,F401  isort: skip
+from edgeperf.predictors.adapt import _bayes  # noqa: E402,F401  isort: skip
+from edgeperf.predictors.adapt import _signature  # noqa: E402,F401  isort: skip
+
+__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "register", "get", "names", "DEFAULT", "STATE_VERSION",
+           "MIN_MEASUREMENTS"]
+
+#: The default strategy, chosen by measurement (benchmarks/fewshot_help.py).
+DEFAULT = "nnls+bayes"
