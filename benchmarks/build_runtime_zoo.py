@@ -71,7 +71,7 @@ def _load1() -> float:
     return os.getloadavg()[0]
 
 
-def measure(workdir: Path, minutes: float) -> None:
+def measure(workdir: Path, minutes: float, settings=None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     archs = arch_list()
     log_path = workdir / "runs.jsonl"
@@ -81,6 +81,8 @@ def measure(workdir: Path, minutes: float) -> None:
         list_path = workdir / f"archs_{prefix}.txt"
         list_path.write_text("\n".join(archs[:prefix]) + "\n", encoding="utf-8")
         for name, (kind, threads, batch, options) in SETTINGS.items():
+            if settings and name not in settings:
+                continue
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -145,9 +147,10 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=40.0, help="time box of the measure step")
     ap.add_argument("--out-dir", type=Path, default=DATA_DIR)
+    ap.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="measure only these (default: all)")
     args = ap.parse_args()
     if args.step == "measure":
-        measure(args.workdir, args.minutes)
+        measure(args.workdir, args.minutes, args.settings)
     else:
         print("wrote", pack(args.workdir, args.out_dir))
 

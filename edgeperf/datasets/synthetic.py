@@ -54,8 +54,8 @@ _KERNELS_PER_CHOICE = (0.0, 3.0)
 
 @dataclass(frozen=True)
 class LayerCosts:
-    """Per-position analytic costs of some architectures, arrays of shape (n, positions), plus
-    their one-hot rows (n, onehot_dim)."""
+    """Per-position analytic costs of some architectures, arrays of shape (n, positions + 1) (the
+    last column: the fixed layers), plus their one-hot rows (n, onehot_dim)."""
 
     macs: np.ndarray
     params: np.ndarray
@@ -75,13 +75,17 @@ def layer_costs(space: str, archs) -> LayerCosts:
     names = sp.feature_names("structural")
     S = sp.encode(archs, "structural").astype(np.float64).reshape(len(archs), -1)
 
-    def cols(field):
-        return [i for i, c in enumerate(names) if c.endswith(":" + field) and not c.startswith("total:")]
+    def positions(field, scale):
+        """Per-position values, plus one column for the fixed layers (stem, head): total - sum."""
+        cols = [i for i, c in enumerate(names) if c.endswith(":" + field) and not c.startswith("total:")]
+        layers = np.expm1(S[:, cols]) * scale
+        total = np.expm1(S[:, names.index(f"total:{field}")]) * scale
+        return np.column_stack([layers, np.clip(total - layers.sum(axis=1), 0.0, None)])
 
     return LayerCosts(
-        macs=np.expm1(S[:, cols("log1p_mmacs")]) * MACS_SCALE,
-        params=np.expm1(S[:, cols("log1p_kparams")]) * PARAMS_SCALE,
-        mem_bytes=np.expm1(S[:, cols("log1p_kbytes")]) * MEM_BYTES_SCALE,
+        macs=positions("log1p_mmacs", MACS_SCALE),
+        params=positions("log1p_kparams", PARAMS_SCALE),
+        mem_bytes=positions("log1p_kbytes", MEM_BYTES_SCALE),
         onehot=sp.encode(archs, "onehot").astype(np.float64).reshape(len(archs), -1),
     )
 
