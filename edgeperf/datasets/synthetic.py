@@ -33,7 +33,8 @@ import numpy as np
 
 from edgeperf.errors import ArchitectureError
 
-__all__ = ["SyntheticDevice", "LayerCosts", "layer_costs", "synthetic_devices", "synthetic_table", "SYNTHETIC_KIND"]
+__all__ = ["SyntheticDevice", "LayerCosts", "layer_costs", "onehot_layer_costs", "bank_latency_ms", "synthetic_devices",
+           "synthetic_device", "synthetic_table", "SYNTHETIC_KIND"]
 
 SYNTHETIC_KIND = "synthetic"
 _MS_PER_S = 1e3
@@ -50,6 +51,12 @@ _PRECISIONS = {"fp32": (1.0, 1.0), "fp16": (0.5, 2.0), "int8": (0.25, 4.0)}  # b
 _BATCH_SIZES = (1, 1, 1, 4, 16, 64, 256)
 _BYTES_PER_PARAM = 4  # the structural encoding counts float32 traffic
 _KERNELS_PER_CHOICE = (0.0, 3.0)
+#: Architectures sampled to fit the one-hot -> per-layer cost map, and the magnitude below which
+#: a fitted cost is a zero (an absent layer) rather than least-squares round-off.
+_MAP_SAMPLES = 1500
+_MAP_ZERO = 1.0
+# One-hot -> per-layer cost maps, per space (a memo of a deterministic fit, not configuration).
+_ONEHOT_MAPS: dict[str, np.ndarray] = {}
 
 
 @dataclass(frozen=True)
@@ -111,23 +118,7 @@ class SyntheticDevice:
         """Latency in ms of each architecture (a float for one string); pass ``costs`` (from
         :func:`layer_costs`) to score many devices on the same architectures without re-encoding."""
         single = isinstance(archs, str)
-        c = costs if costs is not None else layer_costs(self.space, archs)
-        byte_scale, speedup = _PRECISIONS[self.precision]
-        weight_bytes = np.minimum(c.params * _BYTES_PER_PARAM, c.mem_bytes)
-        act_bytes = c.mem_bytes - weight_bytes
-        work = c.macs * self.batch_size
-        waves = np.ceil(work / self.wave_macs)
-        used = np.where(work > 0, work / np.maximum(waves * self.wave_macs, 1.0), 1.0)
-        compute_s = work / (self.peak_macs_per_s * speedup * used)
-        memory_s = (weight_bytes + act_bytes * self.batch_size) * byte_scale / self.bandwidth_bytes_per_s
-        p = self.overlap
-        layer_s = (compute_s**p + memory_s**p) ** (1.0 / p)
-        active = (c.mem_bytes > 0) | (c.macs > 0)
-        rng = np.random.default_rng(self.quirk_seed)
-        quirks = rng.normal(0.0, self.quirk_sigma, c.onehot.shape[1])
-        kernels = rng.uniform(*_KERNELS_PER_CHOICE, c.onehot.shape[1])  # launches an op choice costs
-        overhead_ms = self.fixed_ms + self.launch_ms * (active.sum(axis=1) + c.onehot @ kernels)
-        out = (overhead_ms + layer_s.sum(axis=1) * _MS_PER_S) * np.exp(c.onehot @ quirks)
+        out = bank_latency_ms([self], costs if costs is not None else layer_costs(self.space, archs))[0]
         return float(out[0]) if single else out
 
     def spec(self):
@@ -136,6 +127,62 @@ class SyntheticDevice:
 
         extra = {k: v for k, v in asdict(self).items() if k not in ("name", "batch_size")}
         return DeviceSpec(name=self.name, kind=SYNTHETIC_KIND, batch_size=self.batch_size, extra=extra)
+
+
+def bank_latency_ms(devices, costs: LayerCosts) -> np.ndarray:
+    """``(len(devices), n)`` latencies in ms of many devices on the same architectures (vectorised)."""
+    def col(field):
+        return np.array([getattr(d, field) for d in devices], dtype=np.float64)[:, None, None]
+
+    byte_scale = np.array([_PRECISIONS[d.precision][0] for d in devices])[:, None, None]
+    speedup = np.array([_PRECISIONS[d.precision][1] for d in devices])[:, None, None]
+    batch, wave = col("batch_size"), col("wave_macs")
+    weight_bytes = np.minimum(costs.params * _BYTES_PER_PARAM, costs.mem_bytes)[None]
+    act_bytes = costs.mem_bytes[None] - weight_bytes
+    work = costs.macs[None] * batch
+    waves = np.ceil(work / wave)
+    used = np.where(work > 0, work / np.maximum(waves * wave, 1.0), 1.0)
+    compute_s = work / (col("peak_macs_per_s") * speedup * used)
+    memory_s = (weight_bytes + act_bytes * batch) * byte_scale / col("bandwidth_bytes_per_s")
+    p = col("overlap")
+    layer_s = (compute_s**p + memory_s**p) ** (1.0 / p)
+    active = ((costs.mem_bytes > 0) | (costs.macs > 0)).sum(axis=1)
+    quirks, kernels = [], []
+    for d in devices:
+        rng = np.random.default_rng(d.quirk_seed)
+        quirks.append(rng.normal(0.0, d.quirk_sigma, costs.onehot.shape[1]))
+        kernels.append(rng.uniform(*_KERNELS_PER_CHOICE, costs.onehot.shape[1]))  # launches an op choice costs
+    launches = active[None, :] + np.array(kernels) @ costs.onehot.T
+    overhead_ms = col("fixed_ms")[:, :, 0] + col("launch_ms")[:, :, 0] * launches
+    return (overhead_ms + layer_s.sum(axis=2) * _MS_PER_S) * np.exp(np.array(quirks) @ costs.onehot.T)
+
+
+def onehot_layer_costs(space: str, X: np.ndarray) -> LayerCosts:
+    """:class:`LayerCosts` of one-hot rows ``X``, through a linear map fitted once per space on
+    sampled architectures (exact where per-layer costs are additive in the one-hot choices, as in
+    NAS-Bench-201 and FBNet; for OFA the map also takes the resolution and its square, and is an
+    approximation). Lets a predictor that only sees encoded rows evaluate synthetic devices."""
+    from edgeperf import spaces
+
+    name = spaces.get(space).name
+    if name not in _ONEHOT_MAPS:
+        archs = spaces.get(name).sample(_MAP_SAMPLES, seed=0)
+        c = layer_costs(name, archs)
+        W, *_ = np.linalg.lstsq(_map_features(name, c.onehot), np.hstack([c.macs, c.params, c.mem_bytes]), rcond=None)
+        _ONEHOT_MAPS[name] = W
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.clip(_map_features(name, X) @ _ONEHOT_MAPS[name], 0.0, None)
+    Y[Y < _MAP_ZERO] = 0.0
+    macs, params, mem = np.split(Y, 3, axis=1)
+    return LayerCosts(macs=macs, params=params, mem_bytes=mem, onehot=X)
+
+
+def _map_features(space: str, X: np.ndarray) -> np.ndarray:
+    one = np.ones((len(X), 1))
+    if space != "ofa_mbv3":
+        return np.hstack([X, one])
+    layers, r = X[:, :-1], X[:, -1:]
+    return np.hstack([layers, layers * r, layers * r * r, one, r, r * r])
 
 
 def _log_uniform(rng, lo_hi) -> float:
@@ -169,6 +216,14 @@ def synthetic_devices(space: str, n: int, *, seed: int = 0) -> list[SyntheticDev
     return out
 
 
+def synthetic_device(name: str) -> SyntheticDevice:
+    """The synthetic device called ``name`` (``syn-<space>-<seed>-<k>``), regenerated exactly."""
+    parts = name.split("-") if isinstance(name, str) else []
+    if len(parts) != 4 or parts[0] != "syn" or not parts[2].isdigit() or not parts[3].isdigit():
+        raise ArchitectureError(f"expected a synthetic device name syn-<space>-<seed>-<k>, got {name!r}")
+    return synthetic_devices(parts[1], int(parts[3]) + 1, seed=int(parts[2]))[int(parts[3])]
+
+
 def synthetic_table(space: str, archs, n: int, *, seed: int = 0):
     """A :class:`MeasurementTable` of ``n`` synthetic devices' latencies on ``archs``."""
     import pandas as pd
@@ -179,8 +234,8 @@ def synthetic_table(space: str, archs, n: int, *, seed: int = 0):
     sp = spaces.get(space)
     canon = sp.validate(list(archs))
     devices = synthetic_devices(sp.name, n, seed=seed)
-    costs = layer_costs(sp.name, canon)
-    frames = [pd.DataFrame({"space": sp.name, "arch": canon, "device": d.name, "metric": "latency_ms",
-                            "value": d.latency_ms(canon, costs=costs)}) for d in devices]
+    Y = bank_latency_ms(devices, layer_costs(sp.name, canon))
+    frames = [pd.DataFrame({"space": sp.name, "arch": canon, "device": d.name, "metric": "latency_ms", "value": y})
+              for d, y in zip(devices, Y)]
     return MeasurementTable(pd.concat(frames, ignore_index=True), devices_info={d.name: d.spec() for d in devices},
                             source=f"synthetic({sp.name}, n={n}, seed={seed})")
