@@ -10,8 +10,7 @@ Splits (``_splits.py``), built on the built-in public tables:
          NASFLAT builds its cross-family tasks), several seeds, either half training;
   type : leave-one-hardware-type-out (GPUs, server CPUs, phones; OFA has only GPUs, so there the
          type is the GPU model, all its batch sizes together);
-  zoo  : (NB201, with ``--zoo``) train on every public device, test on this machine's runtimes.
-Synthetic devices (``edgeperf.datasets.synthetic``) are only ever candidates, never scored.
+Synthetic devices (``edgeperf.datasets.synthetic``, inside ``nnls+synthetic``) are never scored.
 
     python benchmarks/fewshot_unseen.py help-nb201 help-fbnet help-ofa-mbv3 --seeds 3
 """
@@ -27,8 +26,6 @@ import numpy as np
 
 import edgeperf as ep
 from edgeperf import metrics
-from edgeperf.datasets.synthetic import layer_costs, synthetic_devices
-from edgeperf.predictors._unseen import fit_nearest, predict_nearest
 
 from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION
 from _splits import cross_correlation, hardware_type_splits, least_correlated_bisections, rank_correlations
@@ -36,7 +33,7 @@ from _splits import cross_correlation, hardware_type_splits, least_correlated_bi
 RESULTS = Path(__file__).parent / "results"
 N_MEASUREMENTS = (5, 10, 20)
 N_REFERENCE = 10
-BUILTIN_STRATEGIES = ("nnls+bayes", "nnls", "bayes")
+STRATEGIES = ("nnls+bayes", "nnls", "bayes", "nnls+synthetic")
 
 
 def hardware_type(device: str) -> str:
@@ -64,49 +61,7 @@ def adapt_sets(refs, pool, n, seed):
     return list(refs[: min(n, N_REFERENCE)]) + extra
 
 
-class Candidates:
-    """log-latency of every candidate device on a fixed list of architectures."""
-
-    def __init__(self, space, archs, p, n_synthetic, synthetic_seed):
-        self.pos = {a: i for i, a in enumerate(archs)}
-        cols, names = [], []
-        for d in p.train_devices_:
-            cols.append(np.log(p.predict(archs, device=d)))
-            names.append(d)
-        costs = ep.spaces.get(space).cost_matrix(archs)
-        for j, c in enumerate(("macs", "params", "mem_bytes")):
-            cols.append(np.log(costs[:, j]))
-            names.append("@" + c)
-        self.n_real = len(names)
-        if n_synthetic:
-            lc = layer_costs(space, archs)
-            for dev in synthetic_devices(space, n_synthetic, seed=synthetic_seed):
-                cols.append(np.log(dev.latency_ms(archs, costs=lc)))
-                names.append(dev.name)
-        self.Z = np.column_stack(cols)
-        self.names = names
-
-    def rows(self, archs):
-        return self.Z[[self.pos[a] for a in archs]]
-
-
-def new_strategies(k_real, k_syn):
-    """Strategy name -> function(cands, adapt_archs, logy, test_archs) -> log predictions."""
-    def nearest(k, use_real, use_syn):
-        def f(c, ad, logy, te):
-            Za, Zt = c.rows(ad), c.rows(te)
-            keep = np.r_[np.full(c.n_real, use_real), np.full(c.Z.shape[1] - c.n_real, use_syn)].astype(bool)
-            cols, a, b = fit_nearest(Za[:, keep], logy, k)
-            return predict_nearest(Zt[:, keep], cols, a, b)
-        return f
-    return {
-        f"nearest-real{k_real}": nearest(k_real, True, False),
-        f"nearest-syn{k_syn}": nearest(k_syn, False, True),
-        f"nearest-all{k_syn}": nearest(k_syn, True, True),
-    }
-
-
-def run(data, kinds, seeds, kl_seeds, n_synthetic, strategies, max_splits=None, model_params=None):
+def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=None):
     table = ep.datasets.load(data)
     space = table.space
     n = N_TRAIN[space]
@@ -119,14 +74,11 @@ def run(data, kinds, seeds, kl_seeds, n_synthetic, strategies, max_splits=None, 
     pool = list(archs[pool_rows])
     test_rows = np.flatnonzero((idx >= n) & (idx < n + TEST_SIZE))
     splits = build_splits(table, wide, devices, pool_rows, kinds, kl_seeds)[:max_splits]
-    extra = new_strategies(5, 5)
     results = []
     for sp in splits:
         t0 = time.perf_counter()
         sub = table.select(devices=sp["train"], archs=set(pool) | set(refs))
         p = ep.JointPredictor(model_params=model_params).fit(sub)
-        needed = list(dict.fromkeys(list(refs) + pool + list(archs[test_rows])))
-        cands = Candidates(space, needed, p, n_synthetic, synthetic_seed=0)
         scores = {}  # strategy -> n -> device -> [rho per seed]
         for dev in sp["test"]:
             y_all = wide[dev]
@@ -141,12 +93,9 @@ def run(data, kinds, seeds, kl_seeds, n_synthetic, strategies, max_splits=None, 
                     ad = adapt_sets(refs, pool, n_meas, seed)
                     vals = y_all.loc[ad].to_numpy()
                     for s in strategies:
-                        if s in extra:
-                            pred = extra[s](cands, ad, np.log(vals), te)
-                        else:
-                            name = f"{dev}@{s}@{n_meas}@{seed}"
-                            p.adapt(name, archs=ad, values=vals, strategy=s)
-                            pred = p.predict(te, device=name)
+                        name = f"{dev}@{s}@{n_meas}@{seed}"
+                        p.adapt(name, archs=ad, values=vals, strategy=s)
+                        pred = p.predict(te, device=name)
                         scores.setdefault(s, {}).setdefault(n_meas, {}).setdefault(dev, []).append(
                             metrics.spearman(yt, pred))
         per_dev = {s: {str(k): {d: float(np.mean(v)) for d, v in byd.items()} for k, byd in byn.items()}
@@ -158,7 +107,7 @@ def run(data, kinds, seeds, kl_seeds, n_synthetic, strategies, max_splits=None, 
     summary = {s: {str(k): float(np.mean([r["mean"][s][str(k)] for r in results])) for k in N_MEASUREMENTS}
                for s in strategies}
     worst = {s: float(min(r["mean"][s]["20"] for r in results)) for s in strategies}
-    return {"data": data, "space": space, "seeds": seeds, "kl_seeds": list(kl_seeds), "n_synthetic": n_synthetic,
+    return {"data": data, "space": space, "seeds": seeds, "kl_seeds": list(kl_seeds), "model_params": model_params,
             "protocol": {"n_train_archs": n, "test_size": TEST_SIZE, "trim": TRIM_FRACTION},
             "splits": results, "mean_over_splits": summary, "worst_split_20": worst}
 
@@ -169,8 +118,7 @@ def main():
     ap.add_argument("--splits", nargs="+", choices=["kl", "type"], default=["kl", "type"])
     ap.add_argument("--seeds", type=int, default=3, help="draws of the 10 random target archs (n = 20)")
     ap.add_argument("--kl-seeds", type=int, default=3, help="Kernighan-Lin restarts per space")
-    ap.add_argument("--synthetic", type=int, default=1000, help="synthetic candidate devices")
-    ap.add_argument("--strategies", nargs="*", default=[*BUILTIN_STRATEGIES, "nearest-real5", "nearest-syn5", "nearest-all5"])
+    ap.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
     ap.add_argument("--max-splits", type=int, default=None, help="only the first few splits (while iterating)")
     ap.add_argument("--trees", type=int, default=None, help="joint-model trees (default: the library's)")
     ap.add_argument("--tag", default="")
@@ -179,10 +127,9 @@ def main():
     from rich.table import Table
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    mp = {"n_estimators": args.trees} if args.trees else None
+    mp = {"n_estimators": args.trees, "n_jobs": 1} if args.trees else None
     for data in args.data:
-        res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.synthetic, args.strategies,
-                  args.max_splits, mp)
+        res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.strategies, args.max_splits, mp)
         t = Table(title=f"{data}: Spearman on unseen devices, adversarial splits (seeds {args.seeds})")
         t.add_column("split")
         t.add_column("test devices")
