@@ -137,7 +137,7 @@ def pack(workdir: Path, out_dir: Path) -> Path:
         "runs": runs,
     }
     (out_dir / "zoo_nb201_provenance.json").write_text(json.dumps(prov, indent=1), encoding="utf-8")
-    ep.datasets.write_devices_json(specs, out_dir / "zoo_nb201_devices.json")
+    ep.datasets.write_devices_json(specs, ep.datasets.sidecar_path(out))
     return out
 
 
