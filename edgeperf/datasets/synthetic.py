@@ -33,7 +33,8 @@ import numpy as np
 
 from edgeperf.errors import ArchitectureError
 
-__all__ = ["SyntheticDevice", "LayerCosts", "layer_costs", "onehot_layer_costs", "bank_latency_ms", "synthetic_devices",
+__all__ = ["SyntheticDevice", "LayerCosts", "layer_costs", "onehot_layer_costs", "bank_latency_ms", "DeviceBank",
+           "device_bank",            "synthetic_devices",
            "synthetic_device", "synthetic_table", "SYNTHETIC_KIND"]
 
 SYNTHETIC_KIND = "synthetic"
@@ -118,7 +119,8 @@ class SyntheticDevice:
         """Latency in ms of each architecture (a float for one string); pass ``costs`` (from
         :func:`layer_costs`) to score many devices on the same architectures without re-encoding."""
         single = isinstance(archs, str)
-        out = bank_latency_ms([self], costs if costs is not None else layer_costs(self.space, archs))[0]
+        c = costs if costs is not None else layer_costs(self.space, archs)
+        out = bank_latency_ms(device_bank([self], c.onehot.shape[1]), c)[0]
         return float(out[0]) if single else out
 
     def spec(self):
@@ -129,32 +131,49 @@ class SyntheticDevice:
         return DeviceSpec(name=self.name, kind=SYNTHETIC_KIND, batch_size=self.batch_size, extra=extra)
 
 
-def bank_latency_ms(devices, costs: LayerCosts) -> np.ndarray:
-    """``(len(devices), n)`` latencies in ms of many devices on the same architectures (vectorised)."""
-    def col(field):
-        return np.array([getattr(d, field) for d in devices], dtype=np.float64)[:, None, None]
+@dataclass(frozen=True)
+class DeviceBank:
+    """Many synthetic devices as arrays, ready to score together: constants of shape
+    ``(devices, 1, 1)`` and per-device draws over the one-hot choices, ``(devices, n_choices)``:
+    log-speed quirks and kernel launches per choice (deterministic from each ``quirk_seed``)."""
 
-    byte_scale = np.array([_PRECISIONS[d.precision][0] for d in devices])[:, None, None]
-    speedup = np.array([_PRECISIONS[d.precision][1] for d in devices])[:, None, None]
-    batch, wave = col("batch_size"), col("wave_macs")
-    weight_bytes = np.minimum(costs.params * _BYTES_PER_PARAM, costs.mem_bytes)[None]
-    act_bytes = costs.mem_bytes[None] - weight_bytes
-    work = costs.macs[None] * batch
-    waves = np.ceil(work / wave)
-    used = np.where(work > 0, work / np.maximum(waves * wave, 1.0), 1.0)
-    compute_s = work / (col("peak_macs_per_s") * speedup * used)
-    memory_s = (weight_bytes + act_bytes * batch) * byte_scale / col("bandwidth_bytes_per_s")
-    p = col("overlap")
-    layer_s = (compute_s**p + memory_s**p) ** (1.0 / p)
-    active = ((costs.mem_bytes > 0) | (costs.macs > 0)).sum(axis=1)
+    devices: tuple
+    constants: dict
+    quirks: np.ndarray
+    kernels: np.ndarray
+
+
+def device_bank(devices, n_choices: int) -> DeviceBank:
+    """Prepare ``devices`` for :func:`bank_latency_ms` on architectures with ``n_choices`` one-hot columns."""
+    devices = tuple(devices)
+    fields = ("peak_macs_per_s", "bandwidth_bytes_per_s", "wave_macs", "launch_ms", "fixed_ms", "overlap", "batch_size")
+    constants = {f: np.array([getattr(d, f) for d in devices], dtype=np.float64)[:, None, None] for f in fields}
+    constants["byte_scale"] = np.array([_PRECISIONS[d.precision][0] for d in devices])[:, None, None]
+    constants["speedup"] = np.array([_PRECISIONS[d.precision][1] for d in devices])[:, None, None]
     quirks, kernels = [], []
     for d in devices:
         rng = np.random.default_rng(d.quirk_seed)
-        quirks.append(rng.normal(0.0, d.quirk_sigma, costs.onehot.shape[1]))
-        kernels.append(rng.uniform(*_KERNELS_PER_CHOICE, costs.onehot.shape[1]))  # launches an op choice costs
-    launches = active[None, :] + np.array(kernels) @ costs.onehot.T
-    overhead_ms = col("fixed_ms")[:, :, 0] + col("launch_ms")[:, :, 0] * launches
-    return (overhead_ms + layer_s.sum(axis=2) * _MS_PER_S) * np.exp(np.array(quirks) @ costs.onehot.T)
+        quirks.append(rng.normal(0.0, d.quirk_sigma, n_choices))
+        kernels.append(rng.uniform(*_KERNELS_PER_CHOICE, n_choices))
+    return DeviceBank(devices, constants, np.array(quirks), np.array(kernels))
+
+
+def bank_latency_ms(bank: DeviceBank, costs: LayerCosts) -> np.ndarray:
+    """``(len(bank.devices), n)`` latencies in ms of many devices on the same architectures."""
+    k = bank.constants
+    weight_bytes = np.minimum(costs.params * _BYTES_PER_PARAM, costs.mem_bytes)[None]
+    act_bytes = costs.mem_bytes[None] - weight_bytes
+    work = costs.macs[None] * k["batch_size"]
+    waves = np.ceil(work / k["wave_macs"])
+    used = np.where(work > 0, work / np.maximum(waves * k["wave_macs"], 1.0), 1.0)
+    compute_s = work / (k["peak_macs_per_s"] * k["speedup"] * used)
+    memory_s = (weight_bytes + act_bytes * k["batch_size"]) * k["byte_scale"] / k["bandwidth_bytes_per_s"]
+    p = k["overlap"]
+    layer_s = (compute_s**p + memory_s**p) ** (1.0 / p)
+    active = ((costs.mem_bytes > 0) | (costs.macs > 0)).sum(axis=1)
+    launches = active[None, :] + bank.kernels @ costs.onehot.T
+    overhead_ms = k["fixed_ms"][:, :, 0] + k["launch_ms"][:, :, 0] * launches
+    return (overhead_ms + layer_s.sum(axis=2) * _MS_PER_S) * np.exp(bank.quirks @ costs.onehot.T)
 
 
 def onehot_layer_costs(space: str, X: np.ndarray) -> LayerCosts:
@@ -234,7 +253,8 @@ def synthetic_table(space: str, archs, n: int, *, seed: int = 0):
     sp = spaces.get(space)
     canon = sp.validate(list(archs))
     devices = synthetic_devices(sp.name, n, seed=seed)
-    Y = bank_latency_ms(devices, layer_costs(sp.name, canon))
+    costs = layer_costs(sp.name, canon)
+    Y = bank_latency_ms(device_bank(devices, costs.onehot.shape[1]), costs)
     frames = [pd.DataFrame({"space": sp.name, "arch": canon, "device": d.name, "metric": "latency_ms", "value": y})
               for d, y in zip(devices, Y)]
     return MeasurementTable(pd.concat(frames, ignore_index=True), devices_info={d.name: d.spec() for d in devices},

@@ -42,11 +42,23 @@ def affine_loo_errors(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(b > 0, (loo**2).mean(axis=0), np.inf)
 
 
-def _bank_log(space: str, devices, X: np.ndarray) -> np.ndarray:
-    """(n, len(devices)) log latencies of synthetic devices on encoded one-hot rows."""
+# The bank per space, prepared for scoring (a memo of deterministic values, not configuration).
+_BANKS: dict[str, object] = {}
+
+
+def _bank(space: str, n_choices: int):
+    from edgeperf.datasets.synthetic import device_bank, synthetic_devices
+
+    if space not in _BANKS:
+        _BANKS[space] = device_bank(synthetic_devices(space, N_BANK, seed=BANK_SEED), n_choices)
+    return _BANKS[space]
+
+
+def _bank_log(space: str, bank, X: np.ndarray) -> np.ndarray:
+    """(n, devices) log latencies of a prepared synthetic bank on encoded one-hot rows."""
     from edgeperf.datasets.synthetic import bank_latency_ms, onehot_layer_costs
 
-    return np.log(bank_latency_ms(devices, onehot_layer_costs(space, X))).T
+    return np.log(bank_latency_ms(bank, onehot_layer_costs(space, X))).T
 
 
 @register("nnls+synthetic")
@@ -58,16 +70,14 @@ class SyntheticNNLSStrategy(AdaptStrategy):
     _names_state = ("basis_", "synthetic_")
 
     def _fit(self, host: AdaptHost, data: AdaptData) -> dict:
-        from edgeperf.datasets.synthetic import synthetic_devices
-
         space = self._space(host)
-        bank = synthetic_devices(space, N_BANK, seed=BANK_SEED)
+        bank = _bank(space, data.X.shape[1])
         S = _bank_log(space, bank, data.X)
         keep = max(2, len(data.archs) // 2)
         top = np.argsort(affine_loo_errors(S, data.logy), kind="stable")[:keep]
         basis = list(host.basis_names)
         b, w = fit_combination(np.hstack([data.columns(host, basis), S[:, top]]), data.logy, "nnls")
-        return {"basis_": basis, "synthetic_": [bank[i].name for i in top], "intercept_": b, "weights_": w}
+        return {"basis_": basis, "synthetic_": [bank.devices[i].name for i in top], "intercept_": b, "weights_": w}
 
     @staticmethod
     def _space(host) -> str:
@@ -76,16 +86,17 @@ class SyntheticNNLSStrategy(AdaptStrategy):
                                   "fit the joint model with encoding='onehot' or pick another strategy")
         return host.space
 
-    def _devices(self):
-        from edgeperf.datasets.synthetic import synthetic_device
+    def _chosen(self, n_choices: int):
+        """The chosen synthetic devices, prepared (rebuilt when the state changes)."""
+        from edgeperf.datasets.synthetic import device_bank, synthetic_device
 
-        if getattr(self, "_cached_names", None) != self.synthetic_:
-            self._cached = [synthetic_device(n) for n in self.synthetic_]
-            self._cached_names = list(self.synthetic_)
-        return self._cached
+        if getattr(self, "_chosen_names", None) != self.synthetic_:
+            self._chosen_bank = device_bank([synthetic_device(n) for n in self.synthetic_], n_choices)
+            self._chosen_names = list(self.synthetic_)
+        return self._chosen_bank
 
     def predict_log(self, host, X):
-        Z = np.hstack([host.basis_log(X, self.basis_), _bank_log(self._space(host), self._devices(), X)])
+        Z = np.hstack([host.basis_log(X, self.basis_), _bank_log(self._space(host), self._chosen(X.shape[1]), X)])
         return self.intercept_ + Z @ self.weights_
 
     def _check_state(self, state):
