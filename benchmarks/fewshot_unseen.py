@@ -27,7 +27,7 @@ import numpy as np
 import edgeperf as ep
 from edgeperf import metrics
 
-from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION
+from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION, protocol_rows
 from _splits import cross_correlation, hardware_type_splits, least_correlated_bisections, rank_correlations
 
 RESULTS = Path(__file__).parent / "results"
@@ -65,14 +65,8 @@ def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=
     table = ep.datasets.load(data)
     space = table.space
     n = N_TRAIN[space]
-    wide = table.wide()
-    idx = wide["arch_index"].to_numpy()
-    archs = np.array(wide.index, dtype=object)
-    refs = ep.datasets.reference_archs(space)
-    devices = [c for c in wide.columns if c != "arch_index"]
-    pool_rows = np.flatnonzero(idx < n)
+    wide, archs, devices, refs, pool_rows, test_rows = protocol_rows(table)
     pool = list(archs[pool_rows])
-    test_rows = np.flatnonzero((idx >= n) & (idx < n + TEST_SIZE))
     splits = build_splits(table, wide, devices, pool_rows, kinds, kl_seeds)[:max_splits]
     results = []
     for sp in splits:
