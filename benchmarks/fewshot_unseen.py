@@ -61,7 +61,8 @@ def adapt_sets(refs, pool, n, seed):
     return list(refs[: min(n, N_REFERENCE)]) + extra
 
 
-def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=None):
+def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=None, out=None):
+    """Score ``strategies`` on every split; with ``out``, the JSON so far is rewritten after each split."""
     table = ep.datasets.load(data)
     space = table.space
     n = N_TRAIN[space]
@@ -98,12 +99,20 @@ def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=
         results.append({**sp, "per_device": per_dev, "mean": mean, "seconds": time.perf_counter() - t0})
         print(f"{data} {sp['name']:>12s} (cross rho {sp['cross_rho']:.2f}, test {len(sp['test'])}): "
               + "  ".join(f"{s} {mean[s]['20']:.3f}" for s in strategies), flush=True)
+        res = _summary(results, strategies)
+        res.update(data=data, space=space, seeds=seeds, kl_seeds=list(kl_seeds), model_params=model_params,
+                   protocol={"n_train_archs": n, "test_size": TEST_SIZE, "trim": TRIM_FRACTION},
+                   splits_planned=[x["name"] for x in splits])
+        if out is not None:
+            out.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _summary(results, strategies):
     summary = {s: {str(k): float(np.mean([r["mean"][s][str(k)] for r in results])) for k in N_MEASUREMENTS}
                for s in strategies}
     worst = {s: float(min(r["mean"][s]["20"] for r in results)) for s in strategies}
-    return {"data": data, "space": space, "seeds": seeds, "kl_seeds": list(kl_seeds), "model_params": model_params,
-            "protocol": {"n_train_archs": n, "test_size": TEST_SIZE, "trim": TRIM_FRACTION},
-            "splits": results, "mean_over_splits": summary, "worst_split_20": worst}
+    return {"splits": results, "mean_over_splits": summary, "worst_split_20": worst}
 
 
 def main():
@@ -123,7 +132,8 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     mp = {"n_estimators": args.trees, "n_jobs": 1} if args.trees else None
     for data in args.data:
-        res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.strategies, args.max_splits, mp)
+        out = RESULTS / f"fewshot_unseen_{data}{args.tag}.json"
+        res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.strategies, args.max_splits, mp, out)
         t = Table(title=f"{data}: Spearman on unseen devices, adversarial splits (seeds {args.seeds})")
         t.add_column("split")
         t.add_column("test devices")
@@ -137,8 +147,6 @@ def main():
                                     for s in args.strategies])
         t.add_row("WORST@20", "", "", *[f"{res['worst_split_20'][s]:.3f}" for s in args.strategies])
         Console(width=250).print(t)
-        out = RESULTS / f"fewshot_unseen_{data}{args.tag}.json"
-        out.write_text(json.dumps(res, indent=1))
         print("wrote", out)
 
 
