@@ -17,7 +17,8 @@ arXiv 2504.00663: thousands of plausible devices to learn from, where real table
 
 Latencies are deterministic functions of the architecture. Synthetic devices are named
 ``syn-<space>-<seed>-<k>`` with ``DeviceSpec.kind == "synthetic"`` and must never be scored as
-real hardware.
+real hardware. Scoring many devices at once: ``bank_latency_ms(device_bank(devices, onehot_dim),
+layer_costs(space, archs))``.
 
 >>> from edgeperf.datasets.synthetic import synthetic_devices, synthetic_table
 >>> devs = synthetic_devices("nasbench201", 100, seed=0)
@@ -33,9 +34,8 @@ import numpy as np
 
 from edgeperf.errors import ArchitectureError
 
-__all__ = ["SyntheticDevice", "LayerCosts", "layer_costs", "onehot_layer_costs", "bank_latency_ms", "DeviceBank",
-           "device_bank",            "synthetic_devices",
-           "synthetic_device", "synthetic_table", "SYNTHETIC_KIND"]
+__all__ = ["SyntheticDevice", "LayerCosts", "DeviceBank", "layer_costs", "onehot_layer_costs", "device_bank",
+           "bank_latency_ms", "synthetic_devices", "synthetic_device", "synthetic_table", "SYNTHETIC_KIND"]
 
 SYNTHETIC_KIND = "synthetic"
 _MS_PER_S = 1e3
