@@ -11,3 +11,20 @@ TRIM_FRACTION = 0.10
 #: HELP's training devices (those a table has are used).
 HELP_TRAIN_DEVICES = ["1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50",
                       "pixel3", "essential_ph_1", "samsung_s7"]
+
+
+def protocol_rows(table):
+    """``(wide, archs, devices, refs, pool_rows, test_rows)`` of a table under HELP's protocol: the
+    wide frame, its architectures (object array), device columns, the reference architectures,
+    and the row positions of the training pool [0, N) and of the test range [N, N + TEST_SIZE)."""
+    import numpy as np
+
+    import edgeperf as ep
+
+    n = N_TRAIN[table.space]
+    wide = table.wide()
+    idx = wide["arch_index"].to_numpy()
+    archs = np.array(wide.index, dtype=object)
+    devices = [c for c in wide.columns if c != "arch_index"]
+    refs = ep.predictors.reference_archs(table.space)
+    return wide, archs, devices, refs, np.flatnonzero(idx < n), np.flatnonzero((idx >= n) & (idx < n + TEST_SIZE))

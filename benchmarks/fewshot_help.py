@@ -31,7 +31,7 @@ from edgeperf.predictors import ADAPT_STRATEGIES
 
 from _help_protocol import HELP_TRAIN_DEVICES as HELP_TRAIN
 from _help_protocol import N_TRAIN
-from _help_protocol import TEST_SIZE as N_TEST
+from _help_protocol import protocol_rows
 from _help_protocol import TRIM_FRACTION as TRIM
 
 N_RANDOM = 10
@@ -45,13 +45,8 @@ def run(data: str, split: str, seeds: int, train_devices=None, test_devices=None
     table = ep.datasets.load(data) if data in ep.datasets.builtin_names() else ep.datasets.read(data)
     space = table.space
     n = N_TRAIN[space]
-    wide = table.wide()
-    idx = wide["arch_index"].to_numpy()
-    archs = np.array(wide.index, dtype=object)
-    refs = ep.predictors.reference_archs(space)
-    devices = [c for c in wide.columns if c != "arch_index"]
-    train_pool = archs[idx < n]
-    test_rows = np.flatnonzero((idx >= n) & (idx < n + N_TEST))
+    wide, archs, devices, refs, pool_rows, test_rows = protocol_rows(table)
+    train_pool = archs[pool_rows]
     pos = {a: i for i, a in enumerate(archs)}
 
     if split == "help":

@@ -37,6 +37,7 @@ from edgeperf.datasets._lock import FileLock
 from edgeperf.datasets._records import METRICS, PROVENANCE_FIELDS, DeviceSpec, Measurement
 from edgeperf.datasets._table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, MeasurementTable
 from edgeperf.datasets._validate import validate_tidy_frame
+from edgeperf.datasets.synthetic import synthetic_devices  # noqa: F401  synthetic hardware (meta-training only)
 
 __all__ = [
     "METRICS",

@@ -50,6 +50,12 @@ _REGISTRY: dict[str, _Builtin] = {
             "help-ofa-mbv3", "ofa_mbv3", "help_ofa_mbv3_latency_ms.csv.gz", "latency_ms", _HELP_CITATION, _HELP_SOURCE,
             (1316, 1587, 1621, 1636, 1980, 2329, 2487, 3355, 3740, 4948),
         ),
+        _Builtin(
+            "zoo-nb201", "nasbench201", "zoo_nb201_latency_ms.csv.gz", "latency_ms",
+            "measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py)",
+            "edgeperf; see zoo_nb201_provenance.json",
+            (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462),
+        ),
     )
 }
 #: Other spellings accepted by :func:`reference_archs` (space names, HELP's short names).
@@ -110,7 +116,7 @@ def load(name: str) -> MeasurementTable:
 
         table = read(data_path(name), space=entry.space, metric=entry.metric)
         devices = public_devices()
-        table.devices_info = {d: devices[d] for d in table.devices if d in devices}
+        table.devices_info = {**table.devices_info, **{d: devices[d] for d in table.devices if d in devices}}
         _TABLES[name] = table
     cached = _TABLES[name]
     return MeasurementTable(

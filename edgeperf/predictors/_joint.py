@@ -88,6 +88,7 @@ class _Host:
         self.reference_archs = tuple(pred.reference_archs_)
         self.n_features = pred.n_features_
         self.n_static = len(pred.static_fields_)
+        self.space = pred.space_
 
     def basis_log(self, X, names):
         return self._p._basis_log(X, names)

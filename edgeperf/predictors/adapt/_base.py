@@ -43,6 +43,8 @@ class AdaptHost(Protocol):
     reference_archs: tuple[str, ...]
     #: Number of features of an encoded architecture row.
     n_features: int
+    #: Name of the search space.
+    space: str
 
     def basis_log(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """(n, len(names)) log predictions of the named basis columns for encoded rows ``X``."""

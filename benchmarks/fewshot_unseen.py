@@ -1,0 +1,154 @@
+"""Few-shot adaptation to devices unlike the training devices: adversarial splits, HELP's protocol.
+
+Protocol (``_help_protocol.py``): training devices see only indices [0, N) plus the reference
+architectures; a target gets ``n`` measurements (n = 5: the first 5 HELP reference architectures;
+10: all 10; 20: the 10 plus 10 random architectures of [0, N), one draw per seed); the test set is
+[N, N + 1000) without the target's top and bottom 10% latencies; the metric is Spearman.
+
+Splits (``_splits.py``), built on the built-in public tables:
+  kl   : least-correlated bisections (Kernighan-Lin on the device rank-correlation graph, as
+         NASFLAT builds its cross-family tasks), several seeds, either half training;
+  type : leave-one-hardware-type-out (GPUs, server CPUs, phones; OFA has only GPUs, so there the
+         type is the GPU model, all its batch sizes together);
+Synthetic devices (``edgeperf.datasets.synthetic``, inside ``nnls+synthetic``) are never scored.
+
+    python benchmarks/fewshot_unseen.py help-nb201 help-fbnet help-ofa-mbv3 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import edgeperf as ep
+from edgeperf import metrics
+
+from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION, protocol_rows
+from _splits import cross_correlation, hardware_type_splits, least_correlated_bisections, rank_correlations
+
+RESULTS = Path(__file__).parent / "results"
+N_MEASUREMENTS = (5, 10, 20)
+N_REFERENCE = 10
+STRATEGIES = ("nnls+bayes", "nnls", "bayes", "nnls+synthetic")
+
+
+def hardware_type(device: str) -> str:
+    spec = ep.datasets.public_devices().get(device)
+    return spec.kind if spec is not None and spec.kind else "unknown"
+
+
+def build_splits(table, wide, devices, pool_rows, kinds, kl_seeds):
+    corr = rank_correlations(wide.iloc[pool_rows][devices].to_numpy())
+    out = []
+    if "kl" in kinds:
+        for k, (tr, te) in enumerate(least_correlated_bisections(devices, corr, seeds=kl_seeds)):
+            out.append({"name": f"kl{k}", "train": tr, "test": te, "cross_rho": cross_correlation(tr, te, devices, corr)})
+    if "type" in kinds:
+        types = {hardware_type(d) for d in devices}
+        type_of = hardware_type if len(types) > 1 else ep.datasets.hardware_family
+        for t, tr, te in hardware_type_splits(devices, type_of):
+            out.append({"name": f"type:{t}", "train": tr, "test": te, "cross_rho": cross_correlation(tr, te, devices, corr)})
+    return out
+
+
+def adapt_sets(refs, pool, n, seed):
+    rng = np.random.default_rng(seed)
+    extra = list(rng.choice([a for a in pool if a not in set(refs)], max(0, n - N_REFERENCE), replace=False))
+    return list(refs[: min(n, N_REFERENCE)]) + extra
+
+
+def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=None, out=None):
+    """Score ``strategies`` on every split; with ``out``, the JSON so far is rewritten after each split."""
+    table = ep.datasets.load(data)
+    space = table.space
+    n = N_TRAIN[space]
+    wide, archs, devices, refs, pool_rows, test_rows = protocol_rows(table)
+    pool = list(archs[pool_rows])
+    splits = build_splits(table, wide, devices, pool_rows, kinds, kl_seeds)[:max_splits]
+    results = []
+    for sp in splits:
+        t0 = time.perf_counter()
+        sub = table.select(devices=sp["train"], archs=set(pool) | set(refs))
+        p = ep.JointPredictor(model_params=model_params).fit(sub)
+        scores = {}  # strategy -> n -> device -> [rho per seed]
+        for dev in sp["test"]:
+            y_all = wide[dev]
+            y = y_all.to_numpy()[test_rows]
+            ok = np.isfinite(y)
+            lo, hi = np.quantile(y[ok], [TRIM_FRACTION, 1 - TRIM_FRACTION])
+            keep = ok & (y >= lo) & (y <= hi)
+            te = list(archs[test_rows][keep])
+            yt = y[keep]
+            for n_meas in N_MEASUREMENTS:
+                for seed in range(seeds if n_meas > N_REFERENCE else 1):
+                    ad = adapt_sets(refs, pool, n_meas, seed)
+                    vals = y_all.loc[ad].to_numpy()
+                    for s in strategies:
+                        name = f"{dev}@{s}@{n_meas}@{seed}"
+                        p.adapt(name, archs=ad, values=vals, strategy=s)
+                        pred = p.predict(te, device=name)
+                        scores.setdefault(s, {}).setdefault(n_meas, {}).setdefault(dev, []).append(
+                            metrics.spearman(yt, pred))
+        per_dev = {s: {str(k): {d: float(np.mean(v)) for d, v in byd.items()} for k, byd in byn.items()}
+                   for s, byn in scores.items()}
+        mean = {s: {k: float(np.mean(list(v.values()))) for k, v in byn.items()} for s, byn in per_dev.items()}
+        results.append({**sp, "per_device": per_dev, "mean": mean, "seconds": time.perf_counter() - t0})
+        print(f"{data} {sp['name']:>12s} (cross rho {sp['cross_rho']:.2f}, test {len(sp['test'])}): "
+              + "  ".join(f"{s} {mean[s]['20']:.3f}" for s in strategies), flush=True)
+        res = _summary(results, strategies)
+        res.update(data=data, space=space, seeds=seeds, kl_seeds=list(kl_seeds), model_params=model_params,
+                   protocol={"n_train_archs": n, "test_size": TEST_SIZE, "trim": TRIM_FRACTION},
+                   splits_planned=[x["name"] for x in splits])
+        if out is not None:
+            out.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _summary(results, strategies):
+    summary = {s: {str(k): float(np.mean([r["mean"][s][str(k)] for r in results])) for k in N_MEASUREMENTS}
+               for s in strategies}
+    worst = {s: float(min(r["mean"][s]["20"] for r in results)) for s in strategies}
+    return {"splits": results, "mean_over_splits": summary, "worst_split_20": worst}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", nargs="+", help="built-in names (help-nb201, help-fbnet, help-ofa-mbv3)")
+    ap.add_argument("--splits", nargs="+", choices=["kl", "type"], default=["kl", "type"])
+    ap.add_argument("--seeds", type=int, default=3, help="draws of the 10 random target archs (n = 20)")
+    ap.add_argument("--kl-seeds", type=int, default=3, help="Kernighan-Lin restarts per space")
+    ap.add_argument("--strategies", nargs="*", default=list(STRATEGIES))
+    ap.add_argument("--max-splits", type=int, default=None, help="only the first few splits (while iterating)")
+    ap.add_argument("--trees", type=int, default=None, help="joint-model trees (default: the library's)")
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    from rich.console import Console
+    from rich.table import Table
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    mp = {"n_estimators": args.trees, "n_jobs": 1} if args.trees else None
+    for data in args.data:
+        out = RESULTS / f"fewshot_unseen_{data}{args.tag}.json"
+        res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.strategies, args.max_splits, mp, out)
+        t = Table(title=f"{data}: Spearman on unseen devices, adversarial splits (seeds {args.seeds})")
+        t.add_column("split")
+        t.add_column("test devices")
+        t.add_column("x-rho", justify="right")
+        for s in args.strategies:
+            t.add_column(f"{s} @5/10/20", justify="right")
+        for r in res["splits"]:
+            t.add_row(r["name"], ",".join(r["test"]), f"{r['cross_rho']:.2f}",
+                      *["/".join(f"{r['mean'][s][str(k)]:.3f}" for k in N_MEASUREMENTS) for s in args.strategies])
+        t.add_row("MEAN", "", "", *["/".join(f"{res['mean_over_splits'][s][str(k)]:.3f}" for k in N_MEASUREMENTS)
+                                    for s in args.strategies])
+        t.add_row("WORST@20", "", "", *[f"{res['worst_split_20'][s]:.3f}" for s in args.strategies])
+        Console(width=250).print(t)
+        print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
