@@ -20,6 +20,10 @@ __all__ = [
     "EnergyMeterUnavailableError",
     "AdaptationError",
     "InvalidParameterError",
+    "BespokeError",
+    "UntraceableModelError",
+    "IncompatibleDonorError",
+    "BudgetInfeasibleError",
 ]
 
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
@@ -108,3 +112,19 @@ class AdaptationError(EdgePerfError, ValueError):
 
 class InvalidParameterError(EdgePerfError, ValueError):
     """A setting (protocol, predictor or CLI option) is outside its valid range."""
+
+
+class BespokeError(EdgePerfError, ValueError):
+    """Bespoke (block-level model optimisation) got a model, donor, house or budget it cannot use."""
+
+
+class UntraceableModelError(BespokeError):
+    """A torch model could not be traced by torch.fx into a graph of blocks."""
+
+
+class IncompatibleDonorError(BespokeError):
+    """A donor network offers no block whose spatial down-sampling matches any block of the teacher."""
+
+
+class BudgetInfeasibleError(BespokeError):
+    """No combination of alternatives in the house meets the latency budget."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from edgeperf.errors import UnknownNameError
 from edgeperf.spaces._base import SearchSpace
+from edgeperf.spaces._export import export_module_onnx
 
-__all__ = ["SearchSpace", "get", "names", "register", "detect"]
+__all__ = ["SearchSpace", "get", "names", "register", "detect", "export_module_onnx"]
 
 _REGISTRY: dict[str, type[SearchSpace]] = {}
 _INSTANCES: dict[str, SearchSpace] = {}
