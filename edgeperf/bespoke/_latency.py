@@ -15,6 +15,8 @@ from edgeperf.errors import BespokeError, InvalidParameterError
 
 __all__ = ["Target", "parse_target", "ModuleLatency"]
 
+#: The house's measurement protocol (see :func:`_protocol`).
+WARMUP, REPEATS, MAX_CV, MAX_ROUNDS = 3, 15, 0.15, 2
 _TARGET_RE = re.compile(r"^(?P<kind>[a-z_]+)(?::t(?P<threads>\d+))?$")
 
 
@@ -23,7 +25,7 @@ def _protocol():
 
     # Blocks are small and there are hundreds: fewer runs than the profiling default, still the
     # median of outlier-filtered runs, re-measured once when noisy.
-    return MeasurementProtocol(warmup=5, repeats=25, max_cv=0.15, max_rounds=2)
+    return MeasurementProtocol(warmup=WARMUP, repeats=REPEATS, max_cv=MAX_CV, max_rounds=MAX_ROUNDS)
 
 
 

@@ -29,10 +29,11 @@ class DistillConfig:
     batch_size: int = 16
     lr: float = 1e-3
     group_size: int = 64  # alternatives trained together (memory bound)
+    probe_images: int = 32  # held-out images the before/after MSE is measured on
     seed: int = 0
 
     def __post_init__(self):
-        if self.epochs < 0 or self.batch_size < 1 or self.group_size < 1 or not self.lr > 0:
+        if self.epochs < 0 or self.batch_size < 1 or self.group_size < 1 or self.probe_images < 1 or not self.lr > 0:
             raise InvalidParameterError(f"expected epochs >= 0, batch_size >= 1, group_size >= 1, lr > 0; got {self}")
 
 
@@ -45,7 +46,7 @@ def distill(graph, alternatives, cut_of, images: torch.Tensor, config: DistillCo
     """Train each alternative's module to map the teacher's activation at its block input to the
     one at its block output. ``cut_of(alt) -> (start, end)``. Returns per alternative
     ``{"mse_before", "mse_after"}`` on ``held_out`` (default: the training images)."""
-    probe = images if held_out is None else held_out
+    probe = (images if held_out is None else held_out)[: config.probe_images]
     report = {a.id: {"mse_before": _mse(graph, a, cut_of(a), probe, config.batch_size)} for a in alternatives}
     for g in range(0, len(alternatives), config.group_size):
         group = alternatives[g : g + config.group_size]

@@ -33,9 +33,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from edgeperf.cli import _datasets, _demo, _predict, _profile, _proxy
+    from edgeperf.cli import _bespoke, _datasets, _demo, _predict, _profile, _proxy
 
-    for module in (_datasets, _profile, _predict, _proxy, _demo):
+    for module in (_datasets, _profile, _predict, _proxy, _demo, _bespoke):
         module.register(app)
 
 
