@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option("bespoke-report", "--out", help="Folder for the house, students, report.json and plots."),
         house: Optional[str] = typer.Option(None, help="House folder (default OUT/house); reused when it exists."),
         images: Optional[str] = typer.Option(None, help="Folder of your own images (default: bundled photographs)."),
-        resolution: int = typer.Option(128, min=32, help="Input side in pixels (reduced from 224-260 for CPU runs)."),
+        resolution: int = typer.Option(128, min=8, help="Input side in pixels (reduced from 224-260 for CPU runs)."),
         max_units: int = typer.Option(2, min=1, help="Most consecutive units (layers/blocks) one replacement spans."),
         prune_ratios: str = typer.Option("0.25,0.5,0.75", help="Pruning ratios of the teacher's own blocks."),
         train_images: int = typer.Option(256, min=8, help="Training crops for block distillation and fine-tuning."),
