@@ -30,11 +30,12 @@ __all__ = [
     "profilers",
     "predictors",
     "proxy",
+    "bespoke",
     "JointPredictor",
     "load",
 ]
 
-_SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy"}
+_SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy", "bespoke"}
 _PREDICTOR_NAMES = {"JointPredictor": "JointPredictor", "load": "load"}
 
 if TYPE_CHECKING:  # pragma: no cover

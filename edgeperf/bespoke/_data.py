@@ -194,6 +194,9 @@ class ImageSet:
             raise DataValidationError("expected at least 2 batches in the DataLoader (training and held-out ones)")
         xt, yt = collect(train)
         xh, yh = collect(held)
+        if resolution is not None:  # the teacher's static padding is computed for one input size
+            xt, xh = (torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear",
+                                                      align_corners=False, antialias=True) for x in (xt, xh))
         return cls(xt, xh, resolution or int(xt.shape[-1]), ("loader",), ("held-out loader",), yt, yh)
 
     def describe(self) -> dict:

@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from edgeperf._version import __version__
 from edgeperf.bespoke import donors as donor_registry
-from edgeperf.bespoke._alternatives import Alternative, compatible, donor_alternative, donor_alternatives, pruned_alternative, pruned_alternatives
+from edgeperf.bespoke._alternatives import Alternative, donor_alternative, donor_alternatives, pruned_alternative, pruned_alternatives
 from edgeperf.bespoke._data import ImageSet, folder_images
 from edgeperf.bespoke._graph import DEFAULT_MAX_UNITS, Block, BlockGraph
 from edgeperf.bespoke._latency import ModuleLatency, parse_target
@@ -502,7 +502,3 @@ def load_house(path, *, teacher: nn.Module | None = None, donors: dict | None = 
                                  "block_ms": {b.key: float(v) for b, v in zip(blocks, block_ms)}}
     return house
 
-
-def check_donor(teacher_graph: BlockGraph, donor_graph: BlockGraph, *, max_units: int = DEFAULT_MAX_UNITS) -> int:
-    """How many (teacher block, donor block) pairs are shape-compatible."""
-    return sum(compatible(b, d) for b in teacher_graph.blocks(max_units=max_units) for d in donor_graph.blocks(max_units=max_units))

@@ -9,10 +9,8 @@ whatever the size of the house.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,7 +18,7 @@ import torch.nn.functional as F
 from edgeperf.bespoke._data import as_batches
 from edgeperf.errors import InvalidParameterError
 
-__all__ = ["DistillConfig", "distill", "fidelity", "block_drops", "kd_finetune", "freeze_batchnorm"]
+__all__ = ["DistillConfig", "distill", "fidelity", "block_drops", "kd_finetune", "freeze_batchnorm", "params_of"]
 
 
 @dataclass(frozen=True)
@@ -195,11 +193,3 @@ def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *,
 def params_of(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
-
-def clone(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(model)
-
-
-def summarize(values) -> dict:
-    v = np.asarray(list(values), dtype=float)
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())} if v.size else {}
