@@ -316,3 +316,18 @@ def test_bundled_images_are_on_disk_and_held_out_photographs_differ():
     assert not set(images.train_sources) & set(images.held_out_sources)
     assert float(images.train.min()) >= 0.0 and float(images.train.max()) <= 1.0
     np.testing.assert_array_equal(ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=0).train, images.train)
+
+
+def test_a_labelled_dataloader_gives_real_accuracy_next_to_fidelity():
+    from edgeperf.bespoke._train import fidelity
+
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(4, 3, 20, 20, generator=g), torch.randint(0, 10, (4,), generator=g)) for _ in range(8)]
+    images = ImageSet.from_loader(batches, resolution=RES)
+    assert images.train.shape == (24, 3, RES, RES) and images.held_out.shape == (8, 3, RES, RES)
+    teacher = _tiny(0)
+    with torch.no_grad():
+        logits = teacher(images.held_out)
+    got = fidelity(teacher, logits, images.held_out, labels=images.held_out_labels)
+    assert got["agreement"] == 1.0 and got["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert got["accuracy"] == pytest.approx(float((logits.argmax(1) == images.held_out_labels).float().mean()))
