@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -171,41 +172,44 @@ class House:
     # ---- step 4: latency per target ------------------------------------------------------
     def profile(self, targets: Sequence[str], *, protocol=None, progress: bool = False, force: bool = False) -> dict:
         """Latency (ms) of the teacher, of every block and of every alternative on each target."""
-        for name in targets:
-            target = parse_target(name)
-            if target.name in self.latency_ and not force:
-                continue
-            t0 = _cpu_s()
-            wall0 = time.perf_counter()
-            timer = ModuleLatency(target, protocol=protocol)
-            try:
-                total = 1 + self.graph.output_cut + len(self.blocks) + len(self.alternatives)
-                with progress_bar(progress, f"profile {target.name}", total) as advance:
-                    teacher_ms = timer.ms(self.teacher, self.input_shape)
-                    advance()
-                    # Every segment alone: their sum against the whole teacher gives the in-context
-                    # scale (a block timed alone runs from warm caches; inside the model it does not).
-                    segment_ms = []
-                    for i in range(self.graph.output_cut):
-                        segment_ms.append(timer.ms(self.graph.submodule(i, i + 1), self.graph.block(i, i + 1).in_shape))
-                        advance()
-                    block_ms = {}
-                    for b in self.blocks:
-                        block_ms[b.key] = timer.ms(self.graph.submodule(b.start, b.end), b.in_shape)
-                        advance()
-                    alt_ms = {}
-                    for a in self.alternatives:
-                        alt_ms[a.id] = timer.ms(a.module, self.block(a.block).in_shape)
-                        advance()
-                device = timer.describe()
-            finally:
-                timer.close()
-            self.latency_[target.name] = {
-                "teacher_ms": teacher_ms, "block_ms": block_ms, "alt_ms": alt_ms, "device": device,
-                "segment_ms": segment_ms, "context_scale": teacher_ms / sum(segment_ms),
-                "cpu_s": _cpu_s() - t0, "wall_s": time.perf_counter() - wall0,
-            }
+        with tempfile.TemporaryDirectory(prefix="edgeperf-bespoke-") as cache:
+            for name in targets:
+                target = parse_target(name)
+                if target.name not in self.latency_ or force:
+                    self.latency_[target.name] = self._profile_one(target, protocol, Path(cache), progress)
         return {t: self.latency_[parse_target(t).name] for t in targets}
+
+    def _profile_one(self, target, protocol, cache: Path, progress: bool) -> dict:
+        t0, wall0 = _cpu_s(), time.perf_counter()
+        timer = ModuleLatency(target, protocol=protocol, export_cache=cache)
+        try:
+            total = 1 + self.graph.output_cut + len(self.blocks) + len(self.alternatives)
+            with progress_bar(progress, f"profile {target.name}", total) as advance:
+                teacher_ms = timer.ms(self.teacher, self.input_shape, key="teacher")
+                advance()
+                # Every segment alone: their sum against the whole teacher gives the in-context
+                # scale (a block timed alone runs from warm caches; inside the model it does not).
+                segment_ms = []
+                for i in range(self.graph.output_cut):
+                    segment_ms.append(timer.ms(self.graph.submodule(i, i + 1), self.graph.block(i, i + 1).in_shape,
+                                               key=f"segment{i}"))
+                    advance()
+                block_ms = {}
+                for b in self.blocks:
+                    block_ms[b.key] = timer.ms(self.graph.submodule(b.start, b.end), b.in_shape, key=b.key)
+                    advance()
+                alt_ms = {}
+                for a in self.alternatives:
+                    alt_ms[a.id] = timer.ms(a.module, self.block(a.block).in_shape, key=a.id)
+                    advance()
+            device = timer.describe()
+        finally:
+            timer.close()
+        return {
+            "teacher_ms": teacher_ms, "block_ms": block_ms, "alt_ms": alt_ms, "device": device,
+            "segment_ms": segment_ms, "context_scale": teacher_ms / sum(segment_ms),
+            "cpu_s": _cpu_s() - t0, "wall_s": time.perf_counter() - wall0,
+        }
 
     def candidates(self, target: str, *, drop_metric: str = "kl") -> list[Candidate]:
         """One :class:`Candidate` per alternative: its latency change, scaled to the block's context in

@@ -8,8 +8,11 @@ the shared :class:`~edgeperf.profilers.MeasurementProtocol` (warm-up, repeats, o
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgeperf.errors import BespokeError, InvalidParameterError
 
@@ -62,12 +65,16 @@ def parse_target(text: str) -> Target:
 
 
 class _ModuleSpace:
-    """Looks like a search space to a profiler: each "arch" is a key of a module to time."""
+    """Looks like a search space to a profiler: each "arch" is a key of a module to time.
+
+    With ``export_cache`` (a folder), each key's ONNX file is exported once and copied for later
+    targets: a house profiled on several ONNX targets exports every module once."""
 
     name = "bespoke"
 
-    def __init__(self):
+    def __init__(self, export_cache: Path | None = None):
         self._modules: dict[str, tuple] = {}
+        self._cache = export_cache
 
     def add(self, key: str, module, input_shape) -> str:
         self._modules[key] = (module, tuple(int(s) for s in input_shape))
@@ -88,31 +95,45 @@ class _ModuleSpace:
         from edgeperf.spaces import export_module_onnx
 
         module, shape = self._modules[arch]
+        cached = None
+        if self._cache is not None:
+            digest = hashlib.sha1(f"{arch}|{batch_size}".encode()).hexdigest()[:16]
+            cached = self._cache / f"{digest}.onnx"
+            if cached.is_file():
+                shutil.copyfile(cached, path)
+                return Path(path)
         with warnings.catch_warnings():  # the exporter's constant-folding notes on index_select/Slice
             warnings.simplefilter("ignore", UserWarning)
-            return export_module_onnx(module, (batch_size, *shape), path)
+            export_module_onnx(module, (batch_size, *shape), path)
+        if cached is not None:
+            shutil.copyfile(path, cached)
+        return Path(path)
 
 
 class ModuleLatency:
-    """Times torch modules on one target: ``ms(module, input_shape)`` -> median latency in ms."""
+    """Times torch modules on one target: ``ms(module, input_shape)`` -> median latency in ms.
 
-    def __init__(self, target: Target | str, *, protocol=None, **options):
+    ``export_cache``: a folder where ONNX exports are kept by ``key`` (see :meth:`ms`), so timing
+    the same modules on another target skips the export."""
+
+    def __init__(self, target: Target | str, *, protocol=None, export_cache=None, **options):
         self.target = parse_target(target) if isinstance(target, str) else target
         self.profiler = self.target.profiler(protocol, **options)
-        self._space = _ModuleSpace()
+        self._space = _ModuleSpace(Path(export_cache) if export_cache is not None else None)
         self._count = 0
 
-    def stats(self, module, input_shape):
+    def stats(self, module, input_shape, *, key: str | None = None):
         import torch
 
-        key = self._space.add(f"m{self._count}", module, input_shape)
+        key = self._space.add(key or f"m{self._count}", module, input_shape)
         self._count += 1
         with torch.no_grad():
             stats, _ = self.profiler.measure(self._space, key)
         return stats
 
-    def ms(self, module, input_shape) -> float:
-        return float(self.stats(module, input_shape).median_ms)
+    def ms(self, module, input_shape, *, key: str | None = None) -> float:
+        """Median latency; ``key`` names the module in the export cache (same key, same module)."""
+        return float(self.stats(module, input_shape, key=key).median_ms)
 
     def describe(self) -> dict:
         spec = self.profiler.describe()
