@@ -331,3 +331,14 @@ def test_a_labelled_dataloader_gives_real_accuracy_next_to_fidelity():
     got = fidelity(teacher, logits, images.held_out, labels=images.held_out_labels)
     assert got["agreement"] == 1.0 and got["kl"] == pytest.approx(0.0, abs=1e-6)
     assert got["accuracy"] == pytest.approx(float((logits.argmax(1) == images.held_out_labels).float().mean()))
+
+
+def test_profiling_a_fraction_predicts_the_rest_from_graph_features(tiny_house):
+    house, _, _, _ = tiny_house
+    protocol = __import__("edgeperf.profilers", fromlist=["MeasurementProtocol"]).MeasurementProtocol(
+        warmup=1, repeats=5, max_rounds=1)
+    lat = house.profile(["torch:t1"], protocol=protocol, measure_fraction=0.3)["torch:t1"]
+    assert lat["predicted"] and len(lat["predicted"]) < len(house.alternatives)
+    assert set(lat["alt_ms"]) == {a.id for a in house.alternatives}
+    assert all(ms > 0 and np.isfinite(ms) for ms in lat["alt_ms"].values())
+    assert lat["predictor_cv_mape"] >= 0

@@ -30,6 +30,7 @@ from edgeperf.bespoke._alternatives import Alternative, donor_alternative, donor
 from edgeperf.bespoke._data import ImageSet, folder_images
 from edgeperf.bespoke._graph import DEFAULT_MAX_UNITS, Block, BlockGraph
 from edgeperf.bespoke._latency import ModuleLatency, parse_target
+from edgeperf.bespoke._predict import MIN_TRAIN, BlockLatencyRegressor, module_features
 from edgeperf.bespoke._progress import progress_bar
 from edgeperf.bespoke._search import Candidate, anneal
 from edgeperf.bespoke._train import DistillConfig, block_drops, distill, fidelity, kd_finetune, params_of
@@ -107,6 +108,7 @@ class House:
         self.latency_: dict[str, dict] = {}
         self.costs_: dict[str, float] = {}
         self._teacher_logits: torch.Tensor | None = None
+        self._feature_cache: dict[str, np.ndarray] = {}
 
     # ---- lookups -------------------------------------------------------------------------
     @property
@@ -170,20 +172,35 @@ class House:
         return self
 
     # ---- step 4: latency per target ------------------------------------------------------
-    def profile(self, targets: Sequence[str], *, protocol=None, progress: bool = False, force: bool = False) -> dict:
-        """Latency (ms) of the teacher, of every block and of every alternative on each target."""
+    def profile(self, targets: Sequence[str], *, protocol=None, measure_fraction: float = 1.0, seed: int = 0,
+                progress: bool = False, force: bool = False) -> dict:
+        """Latency (ms) of the teacher, of every segment and block and of every alternative on each
+        target. With ``measure_fraction < 1`` only that fraction of the alternatives is measured and
+        the rest predicted from graph features (see :mod:`edgeperf.bespoke._predict`)."""
+        if not 0 < measure_fraction <= 1:
+            raise InvalidParameterError(f"expected 0 < measure_fraction <= 1, got {measure_fraction}")
         with tempfile.TemporaryDirectory(prefix="edgeperf-bespoke-") as cache:
             for name in targets:
                 target = parse_target(name)
                 if target.name not in self.latency_ or force:
-                    self.latency_[target.name] = self._profile_one(target, protocol, Path(cache), progress)
+                    self.latency_[target.name] = self._profile_one(target, protocol, Path(cache), progress,
+                                                                   measure_fraction, seed)
         return {t: self.latency_[parse_target(t).name] for t in targets}
 
-    def _profile_one(self, target, protocol, cache: Path, progress: bool) -> dict:
+    def _features(self, key: str, module, input_shape) -> np.ndarray:
+        if key not in self._feature_cache:
+            self._feature_cache[key] = module_features(module, input_shape)
+        return self._feature_cache[key]
+
+    def _profile_one(self, target, protocol, cache: Path, progress: bool, measure_fraction: float, seed: int) -> dict:
         t0, wall0 = _cpu_s(), time.perf_counter()
         timer = ModuleLatency(target, protocol=protocol, export_cache=cache)
+        order = np.random.default_rng(seed).permutation(len(self.alternatives))
+        n_measured = len(order) if measure_fraction >= 1 else max(MIN_TRAIN, int(round(measure_fraction * len(order))))
+        measured = [self.alternatives[i] for i in sorted(order[:n_measured])]
+        predicted = [self.alternatives[i] for i in sorted(order[n_measured:])]
         try:
-            total = 1 + self.graph.output_cut + len(self.blocks) + len(self.alternatives)
+            total = 1 + self.graph.output_cut + len(self.blocks) + len(measured) + len(predicted)
             with progress_bar(progress, f"profile {target.name}", total) as advance:
                 teacher_ms = timer.ms(self.teacher, self.input_shape, key="teacher")
                 advance()
@@ -199,17 +216,42 @@ class House:
                     block_ms[b.key] = timer.ms(self.graph.submodule(b.start, b.end), b.in_shape, key=b.key)
                     advance()
                 alt_ms = {}
-                for a in self.alternatives:
+                for a in measured:
                     alt_ms[a.id] = timer.ms(a.module, self.block(a.block).in_shape, key=a.id)
                     advance()
+                cv_mape = None
+                if predicted:
+                    cv_mape = self._predict_latency(block_ms, segment_ms, alt_ms, predicted)
+                    advance(len(predicted))
             device = timer.describe()
         finally:
             timer.close()
         return {
             "teacher_ms": teacher_ms, "block_ms": block_ms, "alt_ms": alt_ms, "device": device,
             "segment_ms": segment_ms, "context_scale": teacher_ms / sum(segment_ms),
+            "predicted": [a.id for a in predicted], "predictor_cv_mape": cv_mape,
             "cpu_s": _cpu_s() - t0, "wall_s": time.perf_counter() - wall0,
         }
+
+    def _predict_latency(self, block_ms, segment_ms, alt_ms, predicted) -> float:
+        """Fill ``alt_ms`` for ``predicted`` from a regressor fitted on every module measured on this
+        target (segments, blocks, measured alternatives); returns its cross-validated MAPE."""
+        X, y = [], []
+        for i, ms in enumerate(segment_ms):
+            X.append(self._features(f"segment{i}", self.graph.submodule(i, i + 1), self.graph.block(i, i + 1).in_shape))
+            y.append(ms)
+        for b in self.blocks:
+            X.append(self._features(b.key, self.graph.submodule(b.start, b.end), b.in_shape))
+            y.append(block_ms[b.key])
+        for alt_id, ms in alt_ms.items():
+            a = self.alternative(alt_id)
+            X.append(self._features(a.id, a.module, self.block(a.block).in_shape))
+            y.append(ms)
+        reg = BlockLatencyRegressor().fit(np.stack(X), y)
+        feats = np.stack([self._features(a.id, a.module, self.block(a.block).in_shape) for a in predicted])
+        for a, ms in zip(predicted, reg.predict(feats)):
+            alt_ms[a.id] = float(ms)
+        return reg.cv_mape_
 
     def candidates(self, target: str, *, drop_metric: str = "kl") -> list[Candidate]:
         """One :class:`Candidate` per alternative: its latency change, scaled to the block's context in
@@ -351,7 +393,8 @@ class House:
             "torch_version": torch.__version__, "teacher": self.teacher_name, "donors": self.donor_names,
             "config": self.config, "data": self.data_spec, "blocks": [b.to_dict() for b in self.blocks],
             "alternatives": [a.to_dict() for a in self.alternatives],
-            "latency": {t: {k: v[k] for k in ("teacher_ms", "device", "cpu_s", "wall_s", "segment_ms", "context_scale")}
+            "latency": {t: {k: v.get(k) for k in ("teacher_ms", "device", "cpu_s", "wall_s", "segment_ms", "context_scale",
+                                                   "predicted", "predictor_cv_mape")}
                         for t, v in self.latency_.items()},
             "costs_cpu_s": self.costs_, "has_fidelity": bool(self.fidelity_), "has_distill": bool(self.distill_),
         }

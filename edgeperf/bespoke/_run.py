@@ -40,6 +40,7 @@ class RunConfig:
     images: str | None = None  # an image folder instead of the bundled photographs
     house: str | None = None  # house folder (default OUT/house); reused when it exists
     baselines: bool = False  # uniform pruning + each donor as a whole network
+    measure_fraction: float = 1.0  # alternatives measured per target; the rest predicted from graph features
     seed: int = 0
     progress: bool = True
 
@@ -73,7 +74,7 @@ def run(cfg: RunConfig, *, log=print) -> dict:
     out = Path(cfg.out)
     house = _open_house(cfg, log)
     house_path = Path(cfg.house or out / "house")
-    house.profile(cfg.targets, progress=cfg.progress)
+    house.profile(cfg.targets, measure_fraction=cfg.measure_fraction, seed=cfg.seed, progress=cfg.progress)
     house.save(house_path)
     report = {"house": house.summary(), "house_path": str(house_path), "targets": {}}
     for target in cfg.targets:

@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         finetune_epochs: int = typer.Option(1, min=0, help="KD fine-tuning epochs of each student."),
         lam: float = typer.Option(1.0, "--lambda", min=0.0, help="Weight of the estimated drop in the search score."),
         baselines: bool = typer.Option(False, help="Also measure uniform pruning and each donor as a whole network."),
+        measure_fraction: float = typer.Option(1.0, min=0.01, max=1.0,
+                                               help="Alternatives measured per target; the rest predicted from graph features."),
         seed: int = typer.Option(0, help="Seed of every random draw."),
         progress: bool = typer.Option(True, help="Show progress bars."),
     ) -> None:
@@ -55,7 +57,8 @@ def register(app: typer.Typer) -> None:
             RunConfig(teacher=teacher, donors=list(donor), targets=list(target), out=out, budget_ratios=list(budget_ratio),
                       resolution=resolution, max_units=max_units, ratios=ratios, n_train=train_images,
                       n_held_out=held_out_images, distill_epochs=epochs, finetune_epochs=finetune_epochs, lam=lam,
-                      images=images, house=house, baselines=baselines, seed=seed, progress=progress),
+                      images=images, house=house, baselines=baselines, measure_fraction=measure_fraction, seed=seed,
+                      progress=progress),
             log=lambda m: console.print(m),
         )
         table = Table(title=f"Bespoke students of {teacher} ({resolution} px; timings on a shared machine are noisy)")
