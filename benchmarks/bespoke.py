@@ -80,10 +80,11 @@ def main(argv=None) -> None:
     ap.add_argument("--budget-ratio", action="append", type=float, default=None)
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--max-units", type=int, default=2)
-    ap.add_argument("--train-images", type=int, default=64)
+    ap.add_argument("--train-images", type=int, default=128)
     ap.add_argument("--held-out-images", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--finetune-epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--finetune-epochs", type=int, default=1)
+    ap.add_argument("--measure-fraction", type=float, default=0.35)
     ap.add_argument("--prune-ratios", default="0.5,0.75")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -93,7 +94,7 @@ def main(argv=None) -> None:
         budget_ratios=args.budget_ratio or [0.5, 0.7], resolution=args.resolution, max_units=args.max_units,
         ratios=tuple(float(r) for r in args.prune_ratios.split(",")), n_train=args.train_images,
         n_held_out=args.held_out_images, distill_epochs=args.epochs, finetune_epochs=args.finetune_epochs,
-        baselines=True, seed=args.seed, progress=False,
+        baselines=True, measure_fraction=args.measure_fraction, seed=args.seed, progress=False,
     )
     report = run(cfg, log=lambda m: print(m, flush=True))
     rows = _rows(report)

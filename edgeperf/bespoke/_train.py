@@ -26,7 +26,7 @@ class DistillConfig:
     epochs: int = 2
     batch_size: int = 16
     lr: float = 1e-3
-    group_size: int = 64  # alternatives trained together (memory bound)
+    group_size: int = 256  # alternatives trained together (memory bound)
     probe_images: int = 32  # held-out images the before/after MSE is measured on
     seed: int = 0
 
