@@ -30,8 +30,8 @@ def plot_target(house, target: str, results: list[dict], path, *, baselines: lis
     ys = [house.fidelity_[c.alt]["agreement"] for c in house.candidates(target)]
     ax.scatter(xs, ys, s=8, c="0.7", label="one block replaced (estimated latency)")
     ax.scatter([lat["teacher_ms"]], [1.0], marker="*", s=160, c="k", label="teacher")
-    for i, r in enumerate(results):
-        x = r.get("measured_ms", r["search"]["est_latency_ms"])
+    for i, r in enumerate(results):  # measured students placed by their latency relative to the teacher
+        x = r["relative_latency"] * lat["teacher_ms"] if "relative_latency" in r else r["search"]["est_latency_ms"]
         label = "Bespoke student" if i == 0 else None
         if "fidelity_before_finetune" in r:
             ax.scatter([x], [r["fidelity_before_finetune"]["agreement"]], facecolors="none", edgecolors="tab:red", s=50,
@@ -39,9 +39,10 @@ def plot_target(house, target: str, results: list[dict], path, *, baselines: lis
         ax.scatter([x], [r["fidelity"]["agreement"]], c="tab:red", s=50, label=label)
         ax.axvline(r["budget_ms"], color="tab:red", ls=":", lw=0.8)
     markers = iter("sD^vP")
-    for b in baselines:
-        ax.scatter([b["measured_ms"]], [b["fidelity"]["agreement"]], marker=next(markers, "o"), s=50, label=b["name"])
-    ax.set_xlabel(f"latency on {target} (ms, batch 1, {house.resolution} px)")
+    for b in baselines:  # measured against the teacher in the same minute: placed by relative latency
+        ax.scatter([b["relative_latency"] * lat["teacher_ms"]], [b["fidelity"]["agreement"]], marker=next(markers, "o"),
+                   s=50, label=b["name"])
+    ax.set_xlabel(f"latency on {target} (ms at the house's teacher latency, batch 1, {house.resolution} px)")
     ax.set_ylabel("top-1 agreement with the teacher (held-out crops)")
     ax.set_title(f"{house.teacher_name} -> Bespoke students on {target}")
     ax.legend(fontsize=7, loc="lower right")

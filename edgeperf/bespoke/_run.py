@@ -34,7 +34,9 @@ class RunConfig:
     n_train: int = 256
     n_held_out: int = 128
     distill_epochs: int = 2
+    distill_lr: float = 1e-3
     finetune_epochs: int = 1
+    finetune_lr: float = 1e-4
     lam: float = 1.0
     steps: int = 5000
     images: str | None = None  # an image folder instead of the bundled photographs
@@ -62,7 +64,7 @@ def _open_house(cfg: RunConfig, log) -> House:
     return build_house(
         cfg.teacher, donors=cfg.donors, data=cfg.images, resolution=cfg.resolution, max_units=cfg.max_units,
         ratios=cfg.ratios, donor_blocks_per_block=cfg.donor_blocks_per_block,
-        distill=DistillConfig(epochs=cfg.distill_epochs, seed=cfg.seed), n_train=cfg.n_train,
+        distill=DistillConfig(epochs=cfg.distill_epochs, lr=cfg.distill_lr, seed=cfg.seed), n_train=cfg.n_train,
         n_held_out=cfg.n_held_out, seed=cfg.seed, path=path, progress=cfg.progress,
     )
 
@@ -84,27 +86,28 @@ def run(cfg: RunConfig, *, log=print) -> dict:
         curve = uniform_pruning_curve(house, name) if cfg.baselines else None
         for ratio in cfg.budget_ratios:
             student, r = house.search(target=name, budget_ratio=ratio, lam=cfg.lam, steps=cfg.steps,
-                                      finetune_epochs=cfg.finetune_epochs, seed=cfg.seed, progress=cfg.progress)
-            r["budget_ratio"] = ratio
+                                      finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr, seed=cfg.seed,
+                                      progress=cfg.progress)
             stem = f"student-{name.replace(':', '-')}-{ratio:g}"
             torch.save(student.state_dict(), out / f"{stem}.pt")
             r["student_state_dict"] = str(out / f"{stem}.pt")
             if cfg.baselines:
                 t0 = time.process_time()
-                r["uniform_pruning"] = uniform_baseline(house, name, r["measured_ms"], curve,
-                                                        finetune_epochs=cfg.finetune_epochs, seed=cfg.seed)
+                r["uniform_pruning"] = uniform_baseline(house, name, r["relative_latency"], curve,
+                                                        finetune_epochs=cfg.finetune_epochs,
+                                                        finetune_lr=cfg.finetune_lr, seed=cfg.seed)
                 r["uniform_pruning"]["cpu_s"] = time.process_time() - t0
                 baselines.append(r["uniform_pruning"])
             results.append(r)
-            log(f"{name} budget {r['budget_ms']:.2f} ms: student {r['measured_ms']:.2f} ms, "
-                f"agreement {r['fidelity']['agreement']:.3f}, KL {r['fidelity']['kl']:.3f}")
+            log(f"{name} budget {ratio:g} x teacher: student {r['relative_latency']:.3f} x teacher "
+                f"({r['measured_ms']:.2f} ms), agreement {r['fidelity']['agreement']:.3f}, KL {r['fidelity']['kl']:.3f}")
         donors_measured = [donor_baseline(house, d, name) for d in house.donor_names] if cfg.baselines else []
         plot = plot_target(house, name, results, out / f"{name.replace(':', '-')}.png",
                            baselines=baselines + donors_measured)
         report["targets"][name] = {
             "teacher_ms": lat["teacher_ms"], "context_scale": lat["context_scale"], "device": lat["device"],
             "profile_cpu_s": lat["cpu_s"], "students": results, "donor_networks": donors_measured,
-            "uniform_pruning_curve_ms": {f"{k:g}": v for k, v in (curve or {}).items()}, "plot": str(plot),
+            "uniform_pruning_relative_latency": {f"{k:g}": v for k, v in (curve or {}).items()}, "plot": str(plot),
         }
     write_json(report, out / "report.json")
     return report

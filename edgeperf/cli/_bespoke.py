@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         train_images: int = typer.Option(256, min=8, help="Training crops for block distillation and fine-tuning."),
         held_out_images: int = typer.Option(128, min=8, help="Held-out crops (other photographs) for fidelity."),
         epochs: int = typer.Option(2, min=0, help="Block-distillation epochs."),
+        lr: float = typer.Option(1e-3, min=0.0, help="Block-distillation learning rate (Adam)."),
+        finetune_lr: float = typer.Option(1e-4, min=0.0, help="Students' KD fine-tuning learning rate (Adam)."),
         finetune_epochs: int = typer.Option(1, min=0, help="KD fine-tuning epochs of each student."),
         lam: float = typer.Option(1.0, "--lambda", min=0.0, help="Weight of the estimated drop in the search score."),
         baselines: bool = typer.Option(False, help="Also measure uniform pruning and each donor as a whole network."),
@@ -56,17 +58,20 @@ def register(app: typer.Typer) -> None:
         report = run(
             RunConfig(teacher=teacher, donors=list(donor), targets=list(target), out=out, budget_ratios=list(budget_ratio),
                       resolution=resolution, max_units=max_units, ratios=ratios, n_train=train_images,
-                      n_held_out=held_out_images, distill_epochs=epochs, finetune_epochs=finetune_epochs, lam=lam,
+                      n_held_out=held_out_images, distill_epochs=epochs, distill_lr=lr, finetune_epochs=finetune_epochs,
+                      finetune_lr=finetune_lr, lam=lam,
                       images=images, house=house, baselines=baselines, measure_fraction=measure_fraction, seed=seed,
                       progress=progress),
             log=lambda m: console.print(m),
         )
         table = Table(title=f"Bespoke students of {teacher} ({resolution} px; timings on a shared machine are noisy)")
-        for col in ("target", "budget ms", "student ms", "teacher ms", "agreement", "KL", "params M"):
+        for col in ("target", "budget x teacher", "student x teacher", "student ms", "teacher ms", "within",
+                    "agreement", "KL", "params M"):
             table.add_column(col, justify="right")
         for name, t in report["targets"].items():
             for s in t["students"]:
-                table.add_row(name, f"{s['budget_ms']:.2f}", f"{s['measured_ms']:.2f}", f"{t['teacher_ms']:.2f}",
+                table.add_row(name, f"{s['budget_ratio']:g}", f"{s['relative_latency']:.3f}", f"{s['measured_ms']:.2f}",
+                              f"{s['teacher_ms_at_search']:.2f}", "yes" if s["within_budget"] else "NO",
                               f"{s['fidelity']['agreement']:.3f}", f"{s['fidelity']['kl']:.3f}", f"{s['params'] / 1e6:.2f}")
         Console().print(table)
         h = report["house"]
