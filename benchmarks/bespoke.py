@@ -91,7 +91,7 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--finetune-epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--finetune-lr", type=float, default=5e-4)
+    ap.add_argument("--finetune-lr", type=float, default=3e-4)
     ap.add_argument("--measure-fraction", type=float, default=0.35)
     ap.add_argument("--prune-ratios", default="0.5,0.75")
     ap.add_argument("--seed", type=int, default=0)

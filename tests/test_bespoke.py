@@ -204,7 +204,7 @@ TOY = [  # a chain of 6 cut points; "big" looks best to the greedy start but "l"
     Candidate("r", 2, 4, -3.0, 0.025),
     Candidate("tail", 4, 6, -2.0, 0.30),
     Candidate("tail-light", 4, 5, -1.0, 0.05),
-    Candidate("slow", 5, 6, +1.0, 0.00),
+    Candidate("slow", 5, 6, +1.0, 0.01),
     Candidate("mid", 1, 3, -2.5, 0.01),
 ]
 

@@ -30,7 +30,7 @@ def uniform_pruning_curve(house, target: str, ratios=UNIFORM_RATIOS) -> dict[flo
 
 
 def uniform_baseline(house, target: str, relative_latency: float, curve: dict[float, float], *,
-                     finetune_epochs: int = 1, finetune_lr: float = 1e-4, seed: int = 0) -> dict:
+                     finetune_epochs: int = 1, finetune_lr: float = 3e-4, seed: int = 0) -> dict:
     """The uniformly pruned teacher at the least pruning whose latency relative to the teacher is
     at most ``relative_latency`` (else the fastest measured), fine-tuned by KD like the students."""
     fits = [r for r, rel in curve.items() if rel <= relative_latency]

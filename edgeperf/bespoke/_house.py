@@ -281,7 +281,7 @@ class House:
 
     def search(self, *, target: str, budget_ms: float | None = None, budget_ratio: float | None = None,
                lam: float = 1.0, drop_metric: str = "kl", steps: int = 5000, finetune_epochs: int = 1,
-               finetune_lr: float = 1e-4, measure: bool = True, max_attempts: int = 4, seed: int = 0,
+               finetune_lr: float = 3e-4, measure: bool = True, max_attempts: int = 4, seed: int = 0,
                progress: bool = False):
         """Search the best student for ``target`` under ``budget_ms`` (or ``budget_ratio`` x the
         teacher's measured latency); build it, measure it, fine-tune it by KD from the teacher.

@@ -36,7 +36,7 @@ class RunConfig:
     distill_epochs: int = 2
     distill_lr: float = 1e-3
     finetune_epochs: int = 1
-    finetune_lr: float = 1e-4
+    finetune_lr: float = 3e-4
     lam: float = 1.0
     steps: int = 5000
     images: str | None = None  # an image folder instead of the bundled photographs

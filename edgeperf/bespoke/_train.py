@@ -157,20 +157,28 @@ def block_drops(graph, alternatives, cut_of, images: torch.Tensor, teacher_logit
 
 
 def freeze_batchnorm(model: nn.Module) -> nn.Module:
-    """Batch norms in eval mode (running statistics kept) while the rest trains."""
+    """Batch norms (running statistics kept) and dropout in eval mode while the rest trains: with
+    a few hundred images, fine-tuning must not re-estimate statistics or drop features."""
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)):
             m.eval()
     return model
+
+
+#: SGD momentum and gradient-norm clip of the KD fine-tuning (large logits make its curvature high).
+FINETUNE_MOMENTUM = 0.9
+FINETUNE_MAX_GRAD_NORM = 1.0
 
 
 def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *, epochs: int = 1,
                 batch_size: int = 16, lr: float = 1e-4, temperature: float = 2.0, seed: int = 0,
                 progress=_no_progress) -> list[float]:
     """Knowledge distillation (Hinton et al.): the student matches the teacher's softened outputs.
-    Batch norms stay frozen (few images, small batches). Returns the mean loss per epoch."""
+    Batch norms stay frozen (few images, small batches). SGD with momentum, not Adam: Adam moves
+    every weight by about ``lr`` per step even where the gradient is ~0, which on a student that
+    already matches the teacher only adds error. Returns the mean loss per epoch."""
     teacher.eval()
-    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
+    opt = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=lr, momentum=FINETUNE_MOMENTUM)
     losses = []
     for epoch in range(epochs):
         total, n = 0.0, 0
@@ -182,6 +190,7 @@ def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *,
             loss = _kl(t / temperature, s / temperature).mean() * temperature**2
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), FINETUNE_MAX_GRAD_NORM)
             opt.step()
             total, n = total + float(loss.detach()) * len(batch), n + len(batch)
             progress(1)

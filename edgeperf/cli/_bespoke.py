@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         held_out_images: int = typer.Option(128, min=8, help="Held-out crops (other photographs) for fidelity."),
         epochs: int = typer.Option(2, min=0, help="Block-distillation epochs."),
         lr: float = typer.Option(1e-3, min=0.0, help="Block-distillation learning rate (Adam)."),
-        finetune_lr: float = typer.Option(1e-4, min=0.0, help="Students' KD fine-tuning learning rate (Adam)."),
+        finetune_lr: float = typer.Option(3e-4, min=0.0, help="Students' KD fine-tuning learning rate (SGD)."),
         finetune_epochs: int = typer.Option(1, min=0, help="KD fine-tuning epochs of each student."),
         lam: float = typer.Option(1.0, "--lambda", min=0.0, help="Weight of the estimated drop in the search score."),
         baselines: bool = typer.Option(False, help="Also measure uniform pruning and each donor as a whole network."),
