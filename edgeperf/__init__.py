@@ -33,12 +33,14 @@ __all__ = [
     "pretrained",
     "farm",
     "optimize",
+    "bespoke",
     "JointPredictor",
     "load",
 ]
 
-# farm needs the `farm` extra (dask[distributed]); every sub-package is imported only when used.
-_SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy", "farm", "optimize"}
+# farm and bespoke need their extras; every sub-package is imported only when used.
+_SUBMODULES = {"errors", "spaces", "datasets", "features", "profilers", "predictors", "proxy", "farm", "optimize",
+               "bespoke"}
 _PREDICTOR_NAMES = {"JointPredictor": "JointPredictor", "load": "load"}
 
 if TYPE_CHECKING:  # pragma: no cover

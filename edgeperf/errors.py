@@ -27,6 +27,10 @@ __all__ = [
     "ObjectiveUnavailableError",
     "DesignerFileError",
     "ExtrapolationWarning",
+    "BespokeError",
+    "UntraceableModelError",
+    "IncompatibleDonorError",
+    "BudgetInfeasibleError",
 ]
 
 import difflib
@@ -153,6 +157,22 @@ class DesignerFileError(ModelFileError):
 
 class ExtrapolationWarning(UserWarning):
     """A prediction far outside the training data (e.g. a model with many times the largest MACs seen)."""
+
+
+class BespokeError(EdgePerfError, ValueError):
+    """Bespoke (block-level model optimisation) got a model, donor, house or budget it cannot use."""
+
+
+class UntraceableModelError(BespokeError):
+    """A torch model could not be traced by torch.fx into a graph of blocks."""
+
+
+class IncompatibleDonorError(BespokeError):
+    """A donor network offers no block whose spatial down-sampling matches any block of the teacher."""
+
+
+class BudgetInfeasibleError(BespokeError):
+    """No combination of alternatives in the house meets the latency budget."""
 
 
 def __getattr__(name: str):

@@ -35,9 +35,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from edgeperf.cli import _datasets, _demo, _farm, _optimize, _predict, _profile, _proxy
+    from edgeperf.cli import _bespoke, _datasets, _demo, _farm, _optimize, _predict, _profile, _proxy
 
-    for module in (_datasets, _profile, _predict, _proxy, _demo, _farm, _optimize):
+    for module in (_datasets, _profile, _predict, _proxy, _demo, _farm, _optimize, _bespoke):
         module.register(app)
 
 

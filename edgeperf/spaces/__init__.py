@@ -11,8 +11,9 @@ from __future__ import annotations
 from edgeperf.errors import UnknownNameError
 from edgeperf.spaces._base import SearchSpace
 from edgeperf.spaces._costs import COST_COLUMNS
+from edgeperf.spaces._export import export_module_onnx
 
-__all__ = ["SearchSpace", "get", "names", "register", "detect", "COST_COLUMNS"]
+__all__ = ["SearchSpace", "get", "names", "register", "detect", "COST_COLUMNS", "export_module_onnx"]
 
 _REGISTRY: dict[str, type[SearchSpace]] = {}
 _INSTANCES: dict[str, SearchSpace] = {}

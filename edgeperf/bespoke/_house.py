@@ -1,0 +1,558 @@
+"""The model house: a teacher's blocks, their alternatives, trained and profiled, saved to disk.
+
+Steps 1-4 of Bespoke run once per teacher (:func:`build_house`, :meth:`House.profile`); each target
+then costs one :meth:`House.search` (search, build the student, fine-tune, measure).
+
+On disk a house is a folder: ``house.json`` (format, versions, configuration, blocks, alternatives'
+recipes, costs), ``arrays.npz`` (latency per target, fidelity and MSE per alternative) and
+``alternatives.pt`` (the alternatives' state dicts, read back with ``torch.load(weights_only=True)``);
+no pickle. Alternatives are rebuilt from their recipes (teacher and donors by registry name) and
+their trained weights loaded strictly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from edgeperf._version import __version__
+from edgeperf.bespoke import donors as donor_registry
+from edgeperf.bespoke._alternatives import Alternative, donor_alternative, donor_alternatives, pruned_alternative, pruned_alternatives
+from edgeperf.bespoke._data import ImageSet, folder_images
+from edgeperf.bespoke._graph import DEFAULT_MAX_UNITS, Block, BlockGraph
+from edgeperf.bespoke._latency import ModuleLatency, parse_target
+from edgeperf.bespoke._predict import MIN_TRAIN, BlockLatencyRegressor, module_features
+from edgeperf.bespoke._progress import progress_bar
+from edgeperf.bespoke._search import Candidate, anneal
+from edgeperf.bespoke._train import DistillConfig, block_drops, distill, fidelity, kd_finetune, params_of
+from edgeperf.errors import BespokeError, BudgetInfeasibleError, IncompatibleDonorError, InvalidParameterError, ModelFileError
+
+__all__ = ["House", "build_house", "load_house", "DEFAULT_RATIOS", "DROP_METRICS"]
+
+FORMAT = "edgeperf-bespoke-house"
+FORMAT_VERSION = 1
+#: Default fractions of channels pruned in the teacher's own blocks.
+DEFAULT_RATIOS = (0.25, 0.5, 0.75)
+#: Default working resolution: reduced from the networks' native 224-260 px so CPU runs stay short.
+DEFAULT_RESOLUTION = 128
+#: How an alternative's drop is estimated from the teacher with only its block replaced.
+DROP_METRICS = ("kl", "disagreement")
+#: Batch size of the students' KD fine-tuning.
+FINETUNE_BATCH = 16
+
+
+def _cpu_s() -> float:
+    return time.process_time()
+
+
+def _resolve_model(model, resolution: int, role: str) -> tuple[str, nn.Module]:
+    if isinstance(model, str):
+        return model, donor_registry.get(model)().build(resolution=resolution)
+    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], nn.Module):
+        return str(model[0]), model[1].eval()
+    if isinstance(model, nn.Module):
+        return type(model).__name__, model.eval()
+    raise BespokeError(f"expected the {role} as a donor name ({donor_registry.names()}), an nn.Module or "
+                       f"(name, module), got {type(model).__name__}")
+
+
+def _image_set(data, resolution: int, n_train: int, n_held_out: int, seed: int) -> tuple[ImageSet, dict]:
+    if data is None:
+        spec = {"source": "bundled", "resolution": resolution, "n_train": n_train, "n_held_out": n_held_out, "seed": seed}
+        return ImageSet.bundled(resolution=resolution, n_train=n_train, n_held_out=n_held_out, seed=seed), spec
+    if isinstance(data, ImageSet):
+        return data, {"source": "user"}
+    if isinstance(data, (str, Path)):
+        spec = {"source": "folder", "path": str(Path(data).resolve()), "resolution": resolution, "n_train": n_train,
+                "n_held_out": n_held_out, "seed": seed}
+        return ImageSet.from_files(folder_images(data), resolution=resolution, n_train=n_train, n_held_out=n_held_out,
+                                   held_out=None, seed=seed), spec
+    if hasattr(data, "__iter__"):
+        return ImageSet.from_loader(data, resolution=resolution), {"source": "user"}
+    raise BespokeError(f"expected data as None (bundled images), an image folder, an ImageSet or a DataLoader, "
+                       f"got {type(data).__name__}")
+
+
+class House:
+    """A teacher, its blocks and their trained alternatives, with latency per target.
+
+    Build with :func:`build_house`, reopen with :func:`load_house`. Attributes: ``teacher_name``,
+    ``graph`` (:class:`BlockGraph` of the teacher), ``blocks``, ``alternatives``, ``fidelity_``
+    (per alternative: agreement / KL of the teacher with only that block replaced), ``latency_``
+    (per target), ``costs_`` (CPU seconds per step).
+    """
+
+    def __init__(self, *, teacher_name: str, teacher: nn.Module, graph: BlockGraph, blocks: list[Block],
+                 alternatives: list[Alternative], config: dict, data: ImageSet | None, data_spec: dict,
+                 donor_names: list[str]):
+        self.teacher_name = teacher_name
+        self.teacher = teacher
+        self.graph = graph
+        self.blocks = blocks
+        self.alternatives = alternatives
+        self.config = config
+        self.data = data
+        self.data_spec = data_spec
+        self.donor_names = donor_names
+        self.distill_: dict[str, dict] = {}
+        self.fidelity_: dict[str, dict] = {}
+        self.latency_: dict[str, dict] = {}
+        self.costs_: dict[str, float] = {}
+        self._teacher_logits: torch.Tensor | None = None
+        self._feature_cache: dict[str, np.ndarray] = {}
+
+    # ---- lookups -------------------------------------------------------------------------
+    @property
+    def resolution(self) -> int:
+        return int(self.config["resolution"])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.resolution, self.resolution)
+
+    def block(self, key: str) -> Block:
+        for b in self.blocks:
+            if b.key == key:
+                return b
+        raise BespokeError(f"unknown block {key!r}; the house has {[b.key for b in self.blocks][:10]}...")
+
+    def alternative(self, alt_id: str) -> Alternative:
+        for a in self.alternatives:
+            if a.id == alt_id:
+                return a
+        raise BespokeError(f"unknown alternative {alt_id!r}")
+
+    def _cut_of(self, alt: Alternative) -> tuple[int, int]:
+        b = self.block(alt.block)
+        return b.start, b.end
+
+    def _need_data(self) -> ImageSet:
+        if self.data is None:
+            raise BespokeError("this house was built from user data that is not saved with it: pass data= to load_house")
+        return self.data
+
+    def teacher_logits(self) -> torch.Tensor:
+        if self._teacher_logits is None:
+            with torch.no_grad():
+                self._teacher_logits = torch.cat([self.teacher(b) for b in self._need_data().held_out.split(32)])
+        return self._teacher_logits
+
+    def drop(self, alt_id: str, metric: str = "kl") -> float:
+        f = self.fidelity_[alt_id]
+        if metric == "kl":
+            return float(f["kl"])
+        if metric == "disagreement":
+            return 1.0 - float(f["agreement"])
+        raise InvalidParameterError(f"expected a drop metric in {DROP_METRICS}, got {metric!r}")
+
+    # ---- step 3-4: train and score the alternatives -------------------------------------
+    def train(self, config: DistillConfig | None = None, *, progress: bool = False) -> "House":
+        data = self._need_data()
+        config = config or DistillConfig(**self.config.get("distill", {}))
+        steps = config.epochs * -(-len(data.train) // config.batch_size) * len(self.alternatives)
+        t0 = _cpu_s()
+        with progress_bar(progress, "distil blocks", steps) as advance:
+            self.distill_ = distill(self.graph, self.alternatives, self._cut_of, data.train, config,
+                                    held_out=data.held_out, progress=advance)
+        self.costs_["distill_cpu_s"] = _cpu_s() - t0
+        t0 = _cpu_s()
+        with progress_bar(progress, "score blocks", -(-len(data.held_out) // 32)) as advance:
+            self.fidelity_ = block_drops(self.graph, self.alternatives, self._cut_of, data.held_out,
+                                         self.teacher_logits(), labels=data.held_out_labels, progress=advance)
+        self.costs_["fidelity_cpu_s"] = _cpu_s() - t0
+        return self
+
+    # ---- step 4: latency per target ------------------------------------------------------
+    def profile(self, targets: Sequence[str], *, protocol=None, measure_fraction: float = 1.0, seed: int = 0,
+                progress: bool = False, force: bool = False) -> dict:
+        """Latency (ms) of the teacher, of every segment and block and of every alternative on each
+        target. With ``measure_fraction < 1`` only that fraction of the alternatives is measured and
+        the rest predicted from graph features (see :mod:`edgeperf.bespoke._predict`)."""
+        if not 0 < measure_fraction <= 1:
+            raise InvalidParameterError(f"expected 0 < measure_fraction <= 1, got {measure_fraction}")
+        with tempfile.TemporaryDirectory(prefix="edgeperf-bespoke-") as cache:
+            for name in targets:
+                target = parse_target(name)
+                if target.name not in self.latency_ or force:
+                    self.latency_[target.name] = self._profile_one(target, protocol, Path(cache), progress,
+                                                                   measure_fraction, seed)
+        return {t: self.latency_[parse_target(t).name] for t in targets}
+
+    def _features(self, key: str, module, input_shape) -> np.ndarray:
+        if key not in self._feature_cache:
+            self._feature_cache[key] = module_features(module, input_shape)
+        return self._feature_cache[key]
+
+    def _profile_one(self, target, protocol, cache: Path, progress: bool, measure_fraction: float, seed: int) -> dict:
+        t0, wall0 = _cpu_s(), time.perf_counter()
+        timer = ModuleLatency(target, protocol=protocol, export_cache=cache)
+        order = np.random.default_rng(seed).permutation(len(self.alternatives))
+        n_measured = len(order) if measure_fraction >= 1 else max(MIN_TRAIN, int(round(measure_fraction * len(order))))
+        measured = [self.alternatives[i] for i in sorted(order[:n_measured])]
+        predicted = [self.alternatives[i] for i in sorted(order[n_measured:])]
+        try:
+            total = 1 + self.graph.output_cut + len(self.blocks) + len(measured) + len(predicted)
+            with progress_bar(progress, f"profile {target.name}", total) as advance:
+                teacher_ms = timer.ms(self.teacher, self.input_shape, key="teacher")
+                advance()
+                # Every segment alone: their sum against the whole teacher gives the in-context
+                # scale (a block timed alone runs from warm caches; inside the model it does not).
+                segment_ms = []
+                for i in range(self.graph.output_cut):
+                    segment_ms.append(timer.ms(self.graph.submodule(i, i + 1), self.graph.block(i, i + 1).in_shape,
+                                               key=f"segment{i}"))
+                    advance()
+                block_ms = {}
+                for b in self.blocks:
+                    block_ms[b.key] = timer.ms(self.graph.submodule(b.start, b.end), b.in_shape, key=b.key)
+                    advance()
+                alt_ms = {}
+                for a in measured:
+                    alt_ms[a.id] = timer.ms(a.module, self.block(a.block).in_shape, key=a.id)
+                    advance()
+                cv_mape = None
+                if predicted:
+                    cv_mape = self._predict_latency(block_ms, segment_ms, alt_ms, predicted)
+                    advance(len(predicted))
+            device = timer.describe()
+        finally:
+            timer.close()
+        return {
+            "teacher_ms": teacher_ms, "block_ms": block_ms, "alt_ms": alt_ms, "device": device,
+            "segment_ms": segment_ms, "context_scale": teacher_ms / sum(segment_ms),
+            "predicted": [a.id for a in predicted], "predictor_cv_mape": cv_mape,
+            "cpu_s": _cpu_s() - t0, "wall_s": time.perf_counter() - wall0,
+        }
+
+    def _predict_latency(self, block_ms, segment_ms, alt_ms, predicted) -> float:
+        """Fill ``alt_ms`` for ``predicted`` from a regressor fitted on every module measured on this
+        target (segments, blocks, measured alternatives); returns its cross-validated MAPE."""
+        X, y = [], []
+        for i, ms in enumerate(segment_ms):
+            X.append(self._features(f"segment{i}", self.graph.submodule(i, i + 1), self.graph.block(i, i + 1).in_shape))
+            y.append(ms)
+        for b in self.blocks:
+            X.append(self._features(b.key, self.graph.submodule(b.start, b.end), b.in_shape))
+            y.append(block_ms[b.key])
+        for alt_id, ms in alt_ms.items():
+            a = self.alternative(alt_id)
+            X.append(self._features(a.id, a.module, self.block(a.block).in_shape))
+            y.append(ms)
+        reg = BlockLatencyRegressor().fit(np.stack(X), y)
+        feats = np.stack([self._features(a.id, a.module, self.block(a.block).in_shape) for a in predicted])
+        for a, ms in zip(predicted, reg.predict(feats)):
+            alt_ms[a.id] = float(ms)
+        return reg.cv_mape_
+
+    def candidates(self, target: str, *, drop_metric: str = "kl") -> list[Candidate]:
+        """One :class:`Candidate` per alternative: its latency change, scaled to the block's context in
+        the whole model (``context_scale``), and its drop."""
+        lat = self._latency(target)
+        scale = lat["context_scale"]
+        out = []
+        for a in self.alternatives:
+            b = self.block(a.block)
+            delta = scale * (lat["alt_ms"][a.id] - lat["block_ms"][b.key])
+            out.append(Candidate(a.id, b.start, b.end, delta, self.drop(a.id, drop_metric)))
+        return out
+
+    def _latency(self, target: str) -> dict:
+        name = parse_target(target).name
+        if name not in self.latency_:
+            raise BespokeError(f"the house has no latency for target {name!r} (it has {sorted(self.latency_)}): "
+                               f"call house.profile(targets=[{name!r}]) first")
+        return self.latency_[name]
+
+    # ---- step 5: per-target search -------------------------------------------------------
+    def student(self, alt_ids: Iterable[str]) -> nn.Module:
+        """The teacher with the given alternatives in place (a deep copy: training it leaves the
+        house untouched)."""
+        reps = [(self.block(self.alternative(i).block), self.alternative(i).module) for i in alt_ids]
+        return copy.deepcopy(self.graph.replaced(reps)).eval()
+
+    def search(self, *, target: str, budget_ms: float | None = None, budget_ratio: float | None = None,
+               lam: float = 1.0, drop_metric: str = "kl", steps: int = 5000, finetune_epochs: int = 1,
+               finetune_lr: float = 3e-4, measure: bool = True, max_attempts: int = 4, seed: int = 0,
+               progress: bool = False):
+        """Search the best student for ``target`` under ``budget_ms`` (or ``budget_ratio`` x the
+        teacher's measured latency); build it, measure it, fine-tune it by KD from the teacher.
+
+        Estimates are additive, so a student can measure over budget: then the search runs again
+        against a budget tightened by the measured overshoot (up to ``max_attempts`` searches; the
+        weights do not change latency, so fine-tuning waits for an architecture that fits).
+        Returns ``(student_module, report_dict)``.
+        """
+        lat = self._latency(target)
+        name = parse_target(target).name
+        if (budget_ms is None) == (budget_ratio is None):
+            raise InvalidParameterError("expected exactly one of budget_ms and budget_ratio")
+        if budget_ratio is not None and not 0 < budget_ratio:
+            raise InvalidParameterError(f"expected budget_ratio > 0, got {budget_ratio}")
+        if max_attempts < 1:
+            raise InvalidParameterError(f"expected max_attempts >= 1, got {max_attempts}")
+        t0, wall0 = _cpu_s(), time.perf_counter()
+        candidates = self.candidates(target, drop_metric=drop_metric)
+        timer = ModuleLatency(target) if measure else None
+        # On a shared machine latency drifts with the load: a budget given as a ratio is checked
+        # against the teacher measured next to the student, not against the house's old number.
+        teacher_now = timer.ms(self.teacher, self.input_shape) if timer else lat["teacher_ms"]
+        if budget_ms is None:
+            budget_ms = budget_ratio * lat["teacher_ms"]
+        drift = teacher_now / lat["teacher_ms"]
+        attempts, search_budget, search_cpu_s = [], budget_ms, 0.0
+        try:
+            for attempt in range(max_attempts):
+                ts = _cpu_s()
+                try:
+                    result = anneal(candidates, base_ms=lat["teacher_ms"], budget_ms=search_budget, lam=lam,
+                                    steps=steps, seed=seed + attempt)
+                except BudgetInfeasibleError:
+                    if not attempts:
+                        raise
+                    break  # tightened past what the house can reach: keep the last student
+                search_cpu_s += _cpu_s() - ts
+                student = self.student([c.alt for c in result.chosen])
+                measured = timer.ms(student, self.input_shape) if timer else None
+                # The budget in today's conditions: scaled by the teacher's drift for a ratio budget.
+                limit = budget_ms * drift if budget_ratio is not None else budget_ms
+                attempts.append({"search_budget_ms": search_budget, "est_latency_ms": result.est_latency_ms,
+                                 "measured_ms": measured, "limit_ms": limit, "chosen": [c.alt for c in result.chosen]})
+                best = (result, student, measured, limit)
+                if measured is None or measured <= limit:
+                    break
+                search_budget *= limit / measured
+            device = timer.describe() if timer else None
+        finally:
+            if timer:
+                timer.close()
+        result, student, measured, limit = best
+        report = {
+            "target": name, "budget_ms": budget_ms, "budget_ratio": budget_ratio, "teacher_ms": lat["teacher_ms"],
+            "teacher_ms_at_search": teacher_now, "context_scale": lat["context_scale"], "search": result.to_dict(),
+            "attempts": attempts, "lambda": lam, "drop_metric": drop_metric,
+            "chosen": [self._describe_choice(c) for c in result.chosen],
+            "params": params_of(student), "teacher_params": params_of(self.teacher),
+        }
+        if measure:
+            report.update(measured_ms=measured, limit_ms=limit, within_budget=measured <= limit,
+                          relative_latency=measured / teacher_now, device=device)
+        data = self._need_data()
+        if finetune_epochs:
+            report["fidelity_before_finetune"] = fidelity(student, self.teacher_logits(), data.held_out,
+                                                          labels=data.held_out_labels)
+            steps_ft = finetune_epochs * -(-len(data.train) // FINETUNE_BATCH)
+            with progress_bar(progress, f"fine-tune ({name})", steps_ft) as advance:
+                report["finetune_loss"] = kd_finetune(student, self.teacher, data.train, epochs=finetune_epochs,
+                                                      batch_size=FINETUNE_BATCH, lr=finetune_lr, seed=seed,
+                                                      progress=advance)
+        report["fidelity"] = fidelity(student, self.teacher_logits(), data.held_out, labels=data.held_out_labels)
+        report["finetune_epochs"] = finetune_epochs
+        report["cost"] = {"search_cpu_s": search_cpu_s, "total_cpu_s": _cpu_s() - t0,
+                          "total_wall_s": time.perf_counter() - wall0}
+        return student, report
+
+    def _describe_choice(self, c: Candidate) -> dict:
+        a = self.alternative(c.alt)
+        return {"alternative": a.id, "block": a.block, "kind": a.kind, "source": a.source, "ratio": a.ratio,
+                "channel_mode": a.channel_mode, "delta_ms": c.delta_ms, "drop": c.drop,
+                "agreement_alone": self.fidelity_[a.id]["agreement"]}
+
+    def house_cost_cpu_s(self) -> float:
+        """CPU seconds of steps 1-3 plus the fidelity half of step 4 (everything but per-target work)."""
+        return float(sum(v for k, v in self.costs_.items() if k.endswith("_cpu_s")))
+
+    def summary(self) -> dict:
+        kinds = {}
+        for a in self.alternatives:
+            kinds[a.kind] = kinds.get(a.kind, 0) + 1
+        return {
+            "teacher": self.teacher_name, "donors": self.donor_names, "blocks": len(self.blocks),
+            "alternatives": len(self.alternatives), "by_kind": kinds, "config": self.config, "data": self.data_spec,
+            "costs_cpu_s": dict(self.costs_), "house_cost_cpu_s": self.house_cost_cpu_s(),
+            "profile_cpu_s": {t: v["cpu_s"] for t, v in self.latency_.items()},
+        }
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        ids = [a.id for a in self.alternatives]
+        keys = [b.key for b in self.blocks]
+        arrays = {}
+        for metric in ("agreement", "kl"):
+            arrays[f"fidelity/{metric}"] = np.array([self.fidelity_.get(i, {}).get(metric, np.nan) for i in ids], float)
+        for metric in ("mse_before", "mse_after"):
+            arrays[f"distill/{metric}"] = np.array([self.distill_.get(i, {}).get(metric, np.nan) for i in ids], float)
+        for t, lat in self.latency_.items():
+            arrays[f"latency/{t}/alt_ms"] = np.array([lat["alt_ms"][i] for i in ids], float)
+            arrays[f"latency/{t}/block_ms"] = np.array([lat["block_ms"][k] for k in keys], float)
+        meta = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "edgeperf_version": __version__,
+            "torch_version": torch.__version__, "teacher": self.teacher_name, "donors": self.donor_names,
+            "config": self.config, "data": self.data_spec, "blocks": [b.to_dict() for b in self.blocks],
+            "alternatives": [a.to_dict() for a in self.alternatives],
+            "latency": {t: {k: v.get(k) for k in ("teacher_ms", "device", "cpu_s", "wall_s", "segment_ms", "context_scale",
+                                                   "predicted", "predictor_cv_mape")}
+                        for t, v in self.latency_.items()},
+            "costs_cpu_s": self.costs_, "has_fidelity": bool(self.fidelity_), "has_distill": bool(self.distill_),
+        }
+        with open(path / "arrays.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+        torch.save({a.id: a.module.state_dict() for a in self.alternatives}, path / "alternatives.pt")
+        (path / "house.json").write_text(json.dumps(meta, indent=1))
+        return path
+
+
+def build_house(teacher, donors: Sequence = (), data=None, *, resolution: int = DEFAULT_RESOLUTION,
+                max_units: int = DEFAULT_MAX_UNITS, ratios: Sequence[float] = DEFAULT_RATIOS,
+                channel_modes: Sequence[str] = ("select",), donor_blocks_per_block: int = 1,
+                distill: DistillConfig | None = DistillConfig(), n_train: int = 512, n_held_out: int = 128,
+                seed: int = 0, path=None, progress: bool = False) -> House:
+    """Steps 1-3 (+ the fidelity half of 4): enumerate the teacher's blocks, build the alternatives
+    (donor blocks whose spatial sizes match, pruned copies of the teacher's blocks), distil them
+    block-wise and score each one with only its block replaced. Saved to ``path`` when given.
+
+    ``teacher`` / ``donors``: registry names (``edgeperf.bespoke.donors.names()``), modules or
+    ``(name, module)`` pairs, taking [0, 1] RGB images. ``data``: ``None`` (photographs bundled
+    with scikit-image / scikit-learn), an image folder, an :class:`ImageSet` or a DataLoader.
+    ``distill=None`` skips training (alternatives keep their initial weights).
+    """
+    torch.manual_seed(seed)
+    t0 = _cpu_s()
+    teacher_name, teacher_module = _resolve_model(teacher, resolution, "teacher")
+    example = torch.zeros(1, 3, resolution, resolution)
+    graph = BlockGraph(teacher_module, example)
+    blocks = graph.blocks(max_units=max_units)
+    if not blocks:
+        raise BespokeError(f"the teacher {teacher_name} has no block with a conv or linear layer between cut points")
+    alternatives = pruned_alternatives(graph, blocks, teacher_name, ratios) if ratios else []
+    donor_names = []
+    for d in donors:
+        name, module = _resolve_model(d, resolution, "donor")
+        donor_graph = BlockGraph(module, example)
+        found = donor_alternatives(graph, blocks, name, donor_graph, max_units=max_units,
+                                   per_block=donor_blocks_per_block, modes=tuple(channel_modes))
+        if not found:
+            raise IncompatibleDonorError(
+                f"donor {name!r} has no block whose input and output spatial sizes match any block of the teacher "
+                f"{teacher_name!r} at {resolution} px (teacher blocks map {sorted({(b.in_shape[1:], b.out_shape[1:]) for b in blocks})[:4]}...; "
+                f"donor blocks {sorted({(b.in_shape[1:], b.out_shape[1:]) for b in donor_graph.blocks(max_units=max_units)})[:4]}...)"
+            )
+        alternatives.extend(found)
+        donor_names.append(name)
+    if not alternatives:
+        raise BespokeError("the house has no alternative: give donors or pruning ratios")
+    config = {"resolution": resolution, "max_units": max_units, "ratios": list(ratios), "channel_modes": list(channel_modes),
+              "donor_blocks_per_block": donor_blocks_per_block, "seed": seed,
+              "distill": asdict(distill) if distill is not None else None, "granularity": graph.granularity}
+    images, data_spec = _image_set(data, resolution, n_train, n_held_out, seed)
+    house = House(teacher_name=teacher_name, teacher=teacher_module, graph=graph, blocks=blocks,
+                  alternatives=alternatives, config=config, data=images, data_spec=data_spec, donor_names=donor_names)
+    house.costs_["build_cpu_s"] = _cpu_s() - t0
+    if distill is not None:
+        house.train(distill, progress=progress)
+    else:
+        t1 = _cpu_s()
+        house.fidelity_ = block_drops(graph, alternatives, house._cut_of, images.held_out, house.teacher_logits(),
+                                      labels=images.held_out_labels)
+        house.costs_["fidelity_cpu_s"] = _cpu_s() - t1
+    if path is not None:
+        house.save(path)
+    return house
+
+
+def _read_meta(path: Path) -> dict:
+    f = path / "house.json"
+    if not f.is_file():
+        raise ModelFileError(f"expected a Bespoke house folder with house.json, {path} has none")
+    try:
+        meta = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"file {f}: expected JSON, {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"file {f}: expected format {FORMAT!r}, got {meta.get('format')!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"file {f}: expected format_version {FORMAT_VERSION}, got {meta.get('format_version')}; "
+                             f"rebuild the house with this edgeperf ({__version__})")
+    return meta
+
+
+def load_house(path, *, teacher: nn.Module | None = None, donors: dict | None = None, data=None) -> House:
+    """Reopen a saved house. Teacher and donors are rebuilt from the registry by name; pass
+    ``teacher=`` / ``donors={name: module}`` for models that are not registered, and ``data=``
+    when the house was built from user data."""
+    path = Path(path)
+    meta = _read_meta(path)
+    cfg = meta["config"]
+    res = int(cfg["resolution"])
+    example = torch.zeros(1, 3, res, res)
+    t_name, t_module = _resolve_model(teacher if teacher is not None else meta["teacher"], res, "teacher")
+    graph = BlockGraph(t_module, example, granularity=cfg.get("granularity", "unit"))
+    blocks = [Block.from_dict(b) for b in meta["blocks"]]
+    for b in blocks:
+        got = graph.block(b.start, b.end) if b.end <= graph.output_cut else None
+        if got is None or got.in_shape != b.in_shape or got.out_shape != b.out_shape or got.nodes != b.nodes:
+            raise ModelFileError(f"{path}: block {b.key} of the saved house does not match the teacher {t_name!r} given "
+                                 "now (different model or resolution)")
+    by_key = {b.key: b for b in blocks}
+    donor_graphs: dict[str, BlockGraph] = {}
+    alternatives = []
+    for d in meta["alternatives"]:
+        alt = Alternative.from_dict(d)
+        block = by_key[alt.block]
+        if alt.kind == "pruned":
+            built = pruned_alternative(graph, block, t_name, alt.ratio)
+        else:
+            if alt.source not in donor_graphs:
+                given = (donors or {}).get(alt.source)
+                name, module = _resolve_model((alt.source, given) if given is not None else alt.source, res, "donor")
+                donor_graphs[alt.source] = BlockGraph(module, example)
+            dg = donor_graphs[alt.source]
+            built = donor_alternative(graph, block, alt.source, dg, dg.block(*alt.source_block),
+                                      alt.channel_mode or "select")
+        if built.id != alt.id:
+            raise ModelFileError(f"{path}: alternative {alt.id!r} rebuilds as {built.id!r}; the donor or teacher changed")
+        alternatives.append(built)
+    states = torch.load(path / "alternatives.pt", map_location="cpu", weights_only=True)
+    for a in alternatives:
+        if a.id not in states:
+            raise ModelFileError(f"{path}/alternatives.pt: no weights for alternative {a.id!r}")
+        a.module.load_state_dict(states[a.id], strict=True)
+        a.module.eval()
+    spec = meta["data"]
+    if data is not None:
+        images, spec = _image_set(data, res, spec.get("n_train", 512), spec.get("n_held_out", 128), cfg["seed"])
+    elif spec.get("source") == "bundled":
+        images = ImageSet.bundled(resolution=res, n_train=spec["n_train"], n_held_out=spec["n_held_out"], seed=spec["seed"])
+    elif spec.get("source") == "folder" and Path(spec["path"]).is_dir():
+        images, spec = _image_set(spec["path"], res, spec["n_train"], spec["n_held_out"], spec["seed"])
+    else:
+        images = None
+    house = House(teacher_name=t_name, teacher=t_module, graph=graph, blocks=blocks, alternatives=alternatives,
+                  config=cfg, data=images, data_spec=spec, donor_names=list(meta["donors"]))
+    house.costs_ = dict(meta.get("costs_cpu_s", {}))
+    ids = [a.id for a in alternatives]
+    with np.load(path / "arrays.npz", allow_pickle=False) as arr:
+        if meta.get("has_fidelity"):
+            house.fidelity_ = {i: {"agreement": float(arr["fidelity/agreement"][k]), "kl": float(arr["fidelity/kl"][k])}
+                               for k, i in enumerate(ids)}
+        if meta.get("has_distill"):
+            house.distill_ = {i: {"mse_before": float(arr["distill/mse_before"][k]),
+                                  "mse_after": float(arr["distill/mse_after"][k])} for k, i in enumerate(ids)}
+        for t, info in meta.get("latency", {}).items():
+            alt_ms, block_ms = arr[f"latency/{t}/alt_ms"], arr[f"latency/{t}/block_ms"]
+            if len(alt_ms) != len(ids) or len(block_ms) != len(blocks):
+                raise ModelFileError(f"{path}/arrays.npz: latency of {t!r} has {len(alt_ms)} alternatives, expected {len(ids)}")
+            house.latency_[t] = {**info, "alt_ms": dict(zip(ids, map(float, alt_ms))),
+                                 "block_ms": {b.key: float(v) for b, v in zip(blocks, block_ms)}}
+    return house
+
