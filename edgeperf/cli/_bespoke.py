@@ -7,16 +7,11 @@ from typing import List, Optional
 import typer
 
 
-def _donor_help() -> str:
-    from edgeperf.bespoke import donors
-
-    return ", ".join(donors.names())
-
-
 def register(app: typer.Typer) -> None:
     @app.command("bespoke")
     def bespoke(
-        teacher: str = typer.Option(..., help=f"Pretrained model to make lighter: {_donor_help()}."),
+        teacher: str = typer.Option(..., help="Pretrained model to make lighter, a donor name such as efficientnet-lite2 "
+                                   "(an unknown name lists the registered ones; the list would import torch at start-up)."),
         donor: List[str] = typer.Option([], help="Donor network, a name as for --teacher (repeatable)."),
         target: List[str] = typer.Option(..., help="Target KIND[:tTHREADS], e.g. onnxruntime:t1 (repeatable)."),
         budget_ratio: List[float] = typer.Option([0.6], help="Latency budget as a fraction of the teacher's (repeatable)."),
