@@ -8,10 +8,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    # Donor names are not listed in --help: the registry imports torch, and `edgeperf` starts without it.
     @app.command("bespoke")
     def bespoke(
         teacher: str = typer.Option(..., help="Pretrained model to make lighter, a donor name such as efficientnet-lite2 "
-                                   "(an unknown name lists the registered ones; the list would import torch at start-up)."),
+                                   "(an unknown name lists the registered ones)."),
         donor: List[str] = typer.Option([], help="Donor network, a name as for --teacher (repeatable)."),
         target: List[str] = typer.Option(..., help="Target KIND[:tTHREADS], e.g. onnxruntime:t1 (repeatable)."),
         budget_ratio: List[float] = typer.Option([0.6], help="Latency budget as a fraction of the teacher's (repeatable)."),
