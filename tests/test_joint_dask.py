@@ -59,6 +59,14 @@ def test_dask_fit_matches_single_process_fit_and_file_layout(client, tmp_path):
     local = JointPredictor(model_params=PARAMS).fit(table)
     dist = JointPredictor(model_params=PARAMS).fit(table, client=client)
     assert dist.devices_ == local.devices_ and dist.static_fields_ == local.static_fields_
+    learned = lambda p: sorted(k for k in vars(p) if k.endswith("_") and not k.startswith("_"))  # noqa: E731
+    assert learned(dist) == learned(local)  # the same learned state as a single-process fit
+    assert set(dist.training_) == set(local.training_) | {"trainer"} and set(dist.uncertainty_) == set(local.uncertainty_)
+    assert dist.space_log_table_.shape == local.space_log_table_.shape
+    for d in local.devices_:
+        assert set(dist.device_params_[d]) == set(local.device_params_[d])
+        np.testing.assert_allclose(dist.device_params_[d]["static"], local.device_params_[d]["static"])
+        assert dist.device_params_[d]["n_train"] == local.device_params_[d]["n_train"]
     assert dist.training_["imputed_reference_values"] == local.training_["imputed_reference_values"] == {"dev0": 1}
     for d in local.devices_:
         np.testing.assert_allclose(dist.device_params_[d]["signature"], local.device_params_[d]["signature"], rtol=1e-6)

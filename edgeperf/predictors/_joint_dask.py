@@ -9,6 +9,24 @@ training matrix is built partition by partition on the workers and fed to ``xgbo
 booster lands in the same :class:`XGBoostRegressor` state as a single-process fit, so the model
 file has the same layout and loads without Dask.
 
+The learned state is the one of ``JointPredictor._fit_model`` + ``fit`` (same attributes, same
+meaning), built with ``_joint``'s own helpers: signatures (missing reference values imputed from a
+model of that device alone), static features imputed by the training means, ``_embedding``, the
+Bayes prior of ``_prior_from`` (from the per-device ridge fits, solved here from sufficient
+statistics instead of ``_device_linear_fits``), ``space_log_table_`` for a finite space (the joint
+model on every architecture of the space, on the client: it is small), each training device's
+``log_std`` by ``trained_log_std`` on its first :data:`MAX_ROWS_FOR_STD` rows in table order (the
+rows a single-process fit would use when the devices list architectures in the same order), and
+empty ``adapters_`` / ``adapt_reports_``. ``training_`` adds ``"trainer": "xgboost.dask"``.
+
+Uncertainty: the leave-hardware-family-out calibration (``calibrate_log_std_scale``) refits fold
+models on an in-memory :class:`MeasurementTable` and cannot run on a dask frame, so it is not run
+here: ``uncertainty_`` is its documented not-calibrated fallback (scale
+:data:`~edgeperf.predictors._uncertainty.UNCALIBRATED_SCALE`, ``folds`` / ``n_devices`` /
+``n_residuals`` 0, ``method`` saying why), the same keys ``calibrate_log_std_scale`` returns and
+what ``_check_uncertainty`` accepts on load. Adapted devices' quantiles are then wider than a
+calibrated model's; fit without ``client`` for a calibrated scale.
+
 Arch strings must be canonical (as edgeperf writes them), and a (device, arch) pair should appear
 once: the distributed path does not deduplicate (that would need a shuffle of the whole table).
 """
@@ -63,11 +81,12 @@ def _features(part, *, space, encoding, devices, emb, offsets, n_cols):
     import pandas as pd
 
     from edgeperf import spaces
+    from edgeperf.predictors._base import encode_archs
 
     idx = pd.Categorical(part["device"], categories=devices).codes
     out = np.empty((len(part), n_cols + 1), dtype=np.float32)
     if len(part):
-        X = spaces.get(space).encode(part["arch"].tolist(), encoding)
+        X = encode_archs(spaces.get(space), encoding, part["arch"].tolist())
         out[:, : emb.shape[1]] = emb[idx]
         out[:, emb.shape[1] : n_cols] = X
         out[:, n_cols] = np.log(part["value"].to_numpy(dtype=np.float64)) - offsets[idx]
@@ -77,11 +96,12 @@ def _features(part, *, space, encoding, devices, emb, offsets, n_cols):
 def _gram(part, *, space, encoding, devices):
     """Per device: (Phi'Phi, Phi'y, y'y, n) with Phi = [1, encoding], y = log value."""
     from edgeperf import spaces
+    from edgeperf.predictors._base import encode_archs
 
     out = {}
     if not len(part):
         return out
-    X = spaces.get(space).encode(part["arch"].tolist(), encoding).astype(np.float64)
+    X = encode_archs(spaces.get(space), encoding, part["arch"].tolist()).astype(np.float64)
     Phi = np.hstack([np.ones((len(part), 1)), X])
     y = np.log(part["value"].to_numpy(dtype=np.float64))
     dev = part["device"].to_numpy()
@@ -105,38 +125,85 @@ def _merge(a, b):
     return out
 
 
-def _tree_sum(items):
+def _heads(part, n):
+    """The first ``n`` rows of each device (table order)."""
+    return part[["device", "arch", "value"]].groupby("device", sort=False).head(n)
+
+
+def _merge_heads(a, b, n):
+    import pandas as pd
+
+    return _heads(pd.concat([a, b]), n)  # a comes before b in the table
+
+
+def _tree_sum(items, combine=_merge):
     import dask
 
     while len(items) > 1:
-        items = [dask.delayed(_merge)(*items[i : i + 2]) if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
+        items = [dask.delayed(combine)(*items[i : i + 2]) if i + 1 < len(items) else items[i]
+                 for i in range(0, len(items), 2)]
     return items[0]
 
 
+def _linear_fits(grams, devs, n_features):
+    """``_device_linear_fits`` from each device's sufficient statistics: (coefficients, residual mean squares)."""
+    from edgeperf.predictors._joint import _PRIOR_RIDGE
+
+    penalty = _PRIOR_RIDGE * np.eye(n_features + 1)
+    penalty[0, 0] = 0.0  # intercept unpenalised
+    betas, resid = [], []
+    for d in devs:
+        G, h, s, n = grams[d]
+        beta = np.linalg.solve(G + penalty, h)
+        betas.append(beta)
+        resid.append((s - 2 * beta @ h + beta @ G @ beta) / n)  # mean squared residual, expanded
+    return np.array(betas), np.array(resid)
+
+
+def _uncalibrated(est) -> dict:
+    """``calibrate_log_std_scale``'s not-calibrated result (see the module docstring)."""
+    from edgeperf.predictors._uncertainty import CALIBRATION_QUANTILE, UNCALIBRATED_SCALE
+
+    return {"strategy": est.adapt_strategy, "quantile": CALIBRATION_QUANTILE, "folds": 0,
+            "method": "uncalibrated (trained with xgboost.dask: no leave-family-out refits; fit without client "
+                      "to calibrate)",
+            "scale": UNCALIBRATED_SCALE, "n_devices": 0, "n_residuals": 0}
+
+
 def fit_dask(est, table, devices=None, *, client):
-    """Fit ``est`` (a JointPredictor) on the cluster of ``client``; returns ``est``."""
+    """Fit ``est`` (a JointPredictor) on the cluster of ``client``; returns ``est``.
+
+    The learned state is that of a single-process ``fit`` (see the module docstring), except
+    ``uncertainty_``: not calibrated (``calibrate_log_std_scale`` needs an in-memory table), the
+    documented fallback scale ``UNCALIBRATED_SCALE``. Learned attributes are assigned only once
+    everything has succeeded, as in ``fit``.
+    """
     import dask
     import xgboost.dask as dxgb
 
     from edgeperf import spaces
+    from edgeperf.predictors._base import GRAPH_ENCODING, cost_range_of, encode_archs
     from edgeperf.predictors._joint import (
-        ADAPT_STRATEGIES,
         MIN_ADAPT_MEASUREMENTS,
         STATIC_FIELDS,
         _IMPUTE_TREES,
         _JOINT_DEFAULTS,
-        _PRIOR_JITTER,
-        _PRIOR_RIDGE,
+        _embedding,
+        _prior_from,
         _static_vector,
     )
-    from edgeperf.predictors._base import GRAPH_ENCODING
+    from edgeperf.predictors._params import Progress
     from edgeperf.predictors._reference import reference_archs
     from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor
+    from edgeperf.predictors._uncertainty import MAX_ROWS_FOR_STD, trained_log_std
 
     if est.model != "xgboost":
         raise InvalidParameterError(f"fit(..., client=) trains with xgboost.dask: expected model='xgboost', got {est.model!r}")
-    if est.adapt_strategy not in ADAPT_STRATEGIES:
-        raise InvalidParameterError(f"unknown adapt_strategy {est.adapt_strategy!r}; expected one of {ADAPT_STRATEGIES}")
+    est._check_params(None)
+    params = dict(_JOINT_DEFAULTS)
+    params.update(est.model_params or {})
+    reg = make_regressor("xgboost", est.random_state, params)
+    reg._check_params()  # before any work
     frame, specs_info, source = _as_dask(table, client)
     missing_cols = [c for c in _TIDY if c not in frame.columns]
     if missing_cols:
@@ -153,7 +220,7 @@ def fit_dask(est, table, devices=None, *, client):
     if int(bad):
         raise DataValidationError(f"expected {est.metric} > 0 everywhere, found {int(bad)} values <= 0", path=source)
     space = spaces.get(space_names[0])
-    encoding = est.encoding or space.encodings[0]
+    encoding = est._check_encoding(space)
     if encoding == GRAPH_ENCODING:
         raise InvalidParameterError("fit(..., client=) needs an analytic encoding (onehot, structural), not 'graph'")
     devs = list(devices) if devices is not None else sorted(counts.index)
@@ -163,9 +230,11 @@ def fit_dask(est, table, devices=None, *, client):
         n = int(counts[d]) if d in counts.index else 0
         raise DataValidationError(f"device {d!r} has {n} measurements; expected at least {MIN_ADAPT_MEASUREMENTS}", path=source)
 
-    est.space_, est.encoding_, est.metric_ = space.name, encoding, est.metric
+    def encode(archs):
+        return encode_archs(space, encoding, archs)
+
     refs = reference_archs(space.name, est.reference_set)
-    Xref = est._encode_strings(refs)
+    Xref = encode(refs)
     ref_rows = frame[frame["arch"].isin(refs)].compute()
     ref_log = ref_rows.assign(value=np.log(ref_rows["value"])).groupby(["device", "arch"])["value"].mean()
     signatures, imputed = {}, {}
@@ -175,65 +244,67 @@ def fit_dask(est, table, devices=None, *, client):
         if missing.any():  # impute from a model of this device alone (one device's rows fit in memory)
             own = frame[frame["device"] == dev].compute()
             helper = XGBoostRegressor(n_estimators=_IMPUTE_TREES, random_state=est.random_state)
-            helper.fit(est._encode_strings(own["arch"].tolist()), np.log(own["value"].to_numpy()))
-            sig[missing] = helper.predict(Xref[missing])
+            sig[missing] = helper.fit(encode(own["arch"].tolist()), np.log(own["value"].to_numpy())).predict(Xref[missing])
             imputed[dev] = int(missing.sum())
         signatures[dev] = sig
 
     specs = [specs_info.get(d) for d in devs]
     fields = [f for f in STATIC_FIELDS if any(_static_vector(s, [f])[0] == _static_vector(s, [f])[0] for s in specs)]
     static = np.array([_static_vector(s, fields) for s in specs], dtype=np.float64).reshape(len(devs), len(fields))
-    est.static_fields_ = fields
-    est.static_means_ = [float(np.nanmean(static[:, k])) for k in range(len(fields))]
-    est.device_params_ = {
-        dev: {"kind": "trained", "signature": signatures[dev].tolist(), "static": static[j].tolist(), "n_train": int(counts[dev])}
+    static_means = [float(np.nanmean(static[:, k])) for k in range(len(fields))]
+    static = np.where(np.isfinite(static), static, np.asarray(static_means))  # what the embedding uses
+    device_params = {
+        dev: {"signature": signatures[dev].tolist(), "static": static[j].tolist(), "n_train": int(counts[dev])}
         for j, dev in enumerate(devs)
     }
-    emb = np.array([est._embedding(d) for d in devs], dtype=np.float32)
+    emb = np.array([_embedding(signatures[d], static[j], static_means) for j, d in enumerate(devs)], dtype=np.float32)
     offsets = np.array([signatures[d].mean() for d in devs])
     n_features = int(Xref.shape[1])
     n_cols = emb.shape[1] + n_features
 
-    grams = _tree_sum([dask.delayed(_gram)(p, space=space.name, encoding=encoding, devices=set(devs))
-                       for p in frame.to_delayed()])
+    parts = frame.to_delayed()
+    grams = _tree_sum([dask.delayed(_gram)(p, space=space.name, encoding=encoding, devices=set(devs)) for p in parts])
+    heads = _tree_sum([dask.delayed(_heads)(p, MAX_ROWS_FOR_STD) for p in parts],
+                      lambda a, b: _merge_heads(a, b, MAX_ROWS_FOR_STD))
     feats = frame.map_partitions(
         _features, space=space.name, encoding=encoding, devices=devs, emb=emb, offsets=offsets, n_cols=n_cols,
         meta={**{f"f{i}": np.float32 for i in range(n_cols)}, "label": np.float32},
     )
-    params = dict(_JOINT_DEFAULTS)
-    params.update(est.model_params or {})
-    reg = make_regressor("xgboost", est.random_state, params)
     dtrain = dxgb.DaskDMatrix(client, feats[[f"f{i}" for i in range(n_cols)]], feats["label"])
     booster = dxgb.train(client, reg._params(), dtrain, num_boost_round=int(reg.n_estimators))["booster"]
     raw = np.frombuffer(bytes(booster.save_raw("json")), dtype=np.uint8)
-    est.model_ = reg._import_state({"n_features_in": n_cols}, {"booster_json": raw})
-    _set_bayes_prior(est, grams.compute(), devs, n_features, _PRIOR_RIDGE, _PRIOR_JITTER)
-    est.n_features_ = n_features
-    est.reference_archs_ = refs
-    est.train_devices_ = list(devs)
-    est.devices_ = list(devs)
-    est.training_ = {
-        "source": source,
-        "n_rows": int(sum(int(counts[d]) for d in devs)),
-        "imputed_reference_values": imputed,
-        "trainer": "xgboost.dask",
+    model = reg._import_state({"n_features_in": n_cols}, {"booster_json": raw})
+    grams, heads = dask.compute(grams, heads)
+    X_std = encode(heads["arch"].tolist())  # in-memory sample of the training rows (<= MAX_ROWS_FOR_STD a device)
+
+    state = {
+        "space_": space.name, "encoding_": encoding, "metric_": est.metric, "n_features_": n_features,
+        "static_fields_": fields, "static_means_": static_means, "device_params_": device_params,
+        "model_": model, "reference_archs_": refs, "train_devices_": list(devs), "adapters_": {},
+        "adapt_reports_": {}, "cost_range_": cost_range_of(space, encoding, X_std), "devices_": list(devs),
+        "training_": {
+            "source": source,
+            "n_rows": int(sum(int(counts[d]) for d in devs)),
+            "imputed_reference_values": imputed,
+            "trainer": "xgboost.dask",
+        },
     }
+    state["prior_mean_"], state["prior_cov_"], state["prior_noise_var_"] = _prior_from(
+        *_linear_fits(grams, devs, n_features))
+    fitted = type(est)(**est.get_params())
+    for k, v in state.items():
+        setattr(fitted, k, v)
+    fitted._reset_caches()
+    fitted.space_log_table_ = fitted._space_log_table(Progress(None, len(devs)))
+    fitted._reset_caches()
+    dev_col = heads["device"].to_numpy()
+    log_value = np.log(heads["value"].to_numpy(dtype=np.float64))
+    for dev in devs:  # after the table: lookups, not the model
+        m = dev_col == dev
+        device_params[dev]["log_std"] = trained_log_std(fitted, X_std[m], log_value[m][:, None], [dev])[dev]
+    fitted.uncertainty_ = _uncalibrated(est)
+    for k, v in vars(fitted).items():
+        if k.endswith("_") and not k.startswith("_"):
+            setattr(est, k, v)
     est._reset_caches()
     return est
-
-
-def _set_bayes_prior(est, grams, devs, n_features, ridge, jitter) -> None:
-    """The same prior as the single-process fit, from each device's sufficient statistics."""
-    penalty = ridge * np.eye(n_features + 1)
-    penalty[0, 0] = 0.0  # intercept unpenalised
-    betas, resid = [], []
-    for d in devs:
-        G, h, s, n = grams[d]
-        beta = np.linalg.solve(G + penalty, h)
-        betas.append(beta)
-        resid.append((s - 2 * beta @ h + beta @ G @ beta) / n)  # mean squared residual, expanded
-    B = np.array(betas)
-    est.prior_mean_ = B.mean(axis=0)
-    cov = np.cov(B, rowvar=False) if len(betas) > 1 else np.zeros((B.shape[1], B.shape[1]))
-    est.prior_cov_ = cov + jitter * np.eye(B.shape[1])
-    est.prior_noise_var_ = float(np.mean(resid))
