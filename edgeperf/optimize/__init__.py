@@ -23,7 +23,8 @@ from edgeperf.optimize import objectives, optimizers
 _LAZY = {
     "Designer": "_designer", "device_features": "_designer", "load_designer": "_designer",
     "DEFAULT_CONFIDENCE": "_search", "DEFAULT_MARGIN": "_search", "Design": "_search",
-    "InfeasibleBudgetWarning": "_search", "SearchResult": "_search", "search": "_search",
+    "InfeasibleBudgetWarning": "_search", "LatencyBound": "_search", "SearchResult": "_search",
+    "search": "_search",
 }
 
 
@@ -41,6 +42,7 @@ __all__ = [
     "load_designer",
     "device_features",
     "InfeasibleBudgetWarning",
+    "LatencyBound",
     "DEFAULT_MARGIN",
     "DEFAULT_CONFIDENCE",
     "objectives",
