@@ -22,12 +22,6 @@ TARGET = "gold_6240"
 
 
 @pytest.fixture(scope="module")
-def nb201():
-    table = ep.datasets.load("help-nb201")
-    return table, table.wide()
-
-
-@pytest.fixture(scope="module")
 def joint(nb201):
     table, wide = nb201
     archs = set(wide.index[wide["arch_index"] < 400]) | set(ep.predictors.reference_archs("nasbench201"))

@@ -14,12 +14,6 @@ FAST = {"n_estimators": 30}
 
 
 @pytest.fixture(scope="module")
-def nb201():
-    table = ep.datasets.load("help-nb201")
-    return table, table.wide()
-
-
-@pytest.fixture(scope="module")
 def small(nb201):
     table, wide = nb201
     archs = set(wide.index[wide["arch_index"] < 300]) | set(ep.predictors.reference_archs("nasbench201"))

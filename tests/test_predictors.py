@@ -16,13 +16,6 @@ TRAIN_DEVICES = ["1080ti_1", "1080ti_32", "silver_4114", "pixel3", "samsung_a50"
 
 
 @pytest.fixture(scope="module")
-def nb201():
-    table = ep.datasets.load("help-nb201")
-    wide = table.wide()
-    return table, wide
-
-
-@pytest.fixture(scope="module")
 def small(nb201):
     """Train archs [0, 900) + the reference archs of a few devices."""
     table, wide = nb201

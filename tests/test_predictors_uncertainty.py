@@ -13,12 +13,6 @@ TRAIN = ["1080ti_1", "1080ti_32", "pixel3", "silver_4114", "samsung_a50", "titan
 
 
 @pytest.fixture(scope="module")
-def nb201():
-    table = ep.datasets.load("help-nb201")
-    return table, table.wide()
-
-
-@pytest.fixture(scope="module")
 def fitted(nb201):
     table, wide = nb201
     archs = set(wide.index[wide["arch_index"] < 400]) | set(ep.predictors.reference_archs("nasbench201"))
