@@ -34,18 +34,10 @@ def _energy_meter(name: str, serial: str | None):
     serial when the meter takes one)."""
     import inspect
 
-    from edgeperf.errors import EnergyMeterUnavailableError
+    from edgeperf.profilers import energy
 
-    try:
-        from edgeperf.profilers import energy
-    except ImportError as exc:
-        raise EnergyMeterUnavailableError(f"energy meters are not available in this install: {exc}") from None
-    getter = getattr(energy, "get", None)
-    if getter is None:
-        raise EnergyMeterUnavailableError("edgeperf.profilers.energy has no get(name): cannot pick a meter by name")
-    cls = getattr(energy, "_REGISTRY", {}).get(name)
-    takes_serial = cls is not None and "serial" in inspect.signature(cls).parameters
-    meter = getter(name, serial=serial) if serial is not None and takes_serial else getter(name)
+    takes_serial = "serial" in inspect.signature(energy.meter_class(name)).parameters
+    meter = energy.get(name, serial=serial) if serial is not None and takes_serial else energy.get(name)
     check = getattr(meter, "check", None)
     if check is not None:
         check()  # fail before hours of profiling, not at the first arch

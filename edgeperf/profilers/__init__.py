@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from edgeperf.errors import UnknownNameError
 from edgeperf.profilers._base import Profiler
 from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
 from edgeperf.profilers._runner import ProfileSummary, profile_archs, progress_bar, sample_archs
+from edgeperf.registry import Registry
 
 __all__ = [
     "Profiler", "MeasurementProtocol", "TimingStats", "register", "get", "names",
     "profile_archs", "sample_archs", "ProfileSummary", "progress_bar", "energy",
 ]
 
-_REGISTRY: dict[str, type[Profiler]] = {}
-
-
-def register(cls: type[Profiler]) -> type[Profiler]:
-    """Class decorator: make a profiler available under ``cls.kind``."""
-    _REGISTRY[cls.kind] = cls
-    return cls
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get(kind: str) -> type[Profiler]:
-    """The profiler class registered as ``kind``."""
-    if kind not in _REGISTRY:
-        raise UnknownNameError("profiler", kind, _REGISTRY)
-    return _REGISTRY[kind]
+_REGISTRY = Registry("profiler", key="kind", base=Profiler)
+#: Class decorator: make a profiler available under ``cls.kind``.
+register = _REGISTRY.register
+#: Registered profiler kinds.
+names = _REGISTRY.names
+#: The profiler class registered as ``kind``.
+get = _REGISTRY.cls
 
 
 # Built-in local profilers register themselves on import. Their modules import only the

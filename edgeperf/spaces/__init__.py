@@ -8,38 +8,27 @@
 
 from __future__ import annotations
 
-from edgeperf.errors import UnknownNameError
+from edgeperf.registry import Registry
 from edgeperf.spaces._base import SearchSpace
 from edgeperf.spaces._costs import COST_COLUMNS
 from edgeperf.spaces._export import export_module_onnx
 
 __all__ = ["SearchSpace", "get", "names", "register", "detect", "COST_COLUMNS", "export_module_onnx"]
 
-_REGISTRY: dict[str, type[SearchSpace]] = {}
+_REGISTRY = Registry("search space", base=SearchSpace)
 _INSTANCES: dict[str, SearchSpace] = {}
-
-
-def register(cls: type[SearchSpace]) -> type[SearchSpace]:
-    """Class decorator: make a :class:`SearchSpace` subclass available under ``cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def names() -> list[str]:
-    """Registered space names."""
-    return sorted(_REGISTRY)
+#: Class decorator: make a :class:`SearchSpace` subclass available under ``cls.name``.
+register = _REGISTRY.register
+#: Registered space names.
+names = _REGISTRY.names
 
 
 def get(name: str | SearchSpace) -> SearchSpace:
     """The space registered as ``name`` (a space instance is returned as is)."""
     if isinstance(name, SearchSpace):
         return name
-    if name not in _REGISTRY:
-        raise UnknownNameError("search space", name, _REGISTRY)
     if name not in _INSTANCES:
-        _INSTANCES[name] = _REGISTRY[name]()
+        _INSTANCES[name] = _REGISTRY.create(name)
     return _INSTANCES[name]
 
 

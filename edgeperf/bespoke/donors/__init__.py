@@ -9,30 +9,17 @@
 from __future__ import annotations
 
 from edgeperf.bespoke.donors._base import Donor
-from edgeperf.errors import UnknownNameError
+from edgeperf.registry import Registry
 
 __all__ = ["Donor", "register", "get", "names", "available"]
 
-_REGISTRY: dict[str, type[Donor]] = {}
-
-
-def register(cls: type[Donor]) -> type[Donor]:
-    """Class decorator: make a donor available under ``cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> type[Donor]:
-    """The donor class registered as ``name``."""
-    if name not in _REGISTRY:
-        raise UnknownNameError("donor", name, _REGISTRY)
-    return _REGISTRY[name]
+_REGISTRY = Registry("donor", base=Donor)
+#: Class decorator: make a donor available under ``cls.name``.
+register = _REGISTRY.register
+#: Registered donor names.
+names = _REGISTRY.names
+#: The donor class registered as ``name``.
+get = _REGISTRY.cls
 
 
 def available() -> list[str]:

@@ -11,16 +11,17 @@ proxies and plain MACs (the last resort).
 from __future__ import annotations
 
 from edgeperf.errors import InvalidParameterError, UnknownNameError
-from edgeperf.optimize._registry import Registry
+from edgeperf.registry import Registry
 from edgeperf.optimize.objectives._base import Objective
 
 __all__ = ["Objective", "register", "get", "names", "make", "SPEC_HELP"]
 
-_REGISTRY = Registry("objective")
+_REGISTRY = Registry("objective", base=Objective)
 #: Class decorator: make an :class:`Objective` subclass available under ``name``.
 register = _REGISTRY.register
 names = _REGISTRY.names
-get = _REGISTRY.get
+#: A new instance of the class registered as ``name``, built with ``params``.
+get = _REGISTRY.create
 
 #: What ``make`` (and the CLI's ``--objective``) accepts.
 SPEC_HELP = "accuracy:FILE | nb201-cifar10 | nb201-cifar10-int8 | proxy:naswot|synflow|snip | macs"
@@ -41,7 +42,7 @@ def make(spec) -> Objective:
             raise InvalidParameterError(f"expected accuracy:FILE (a tidy file with metric accuracy_top1), got {spec!r}")
         return get("accuracy", table=arg)
     if kind == "proxy":
-        proxies = [n for n, c in _REGISTRY.classes.items() if c.kind == "proxy"]
+        proxies = [n for n, c in _REGISTRY.items() if c.kind == "proxy"]
         if arg not in proxies:
             raise UnknownNameError("zero-cost proxy", arg, proxies)
         return get(arg)

@@ -9,16 +9,17 @@ AAAI 2019) with one population shared by all devices; ``random`` is the baseline
 
 from __future__ import annotations
 
-from edgeperf.optimize._registry import Registry
+from edgeperf.registry import Registry
 from edgeperf.optimize.optimizers._base import Optimizer, Problem
 
 __all__ = ["Optimizer", "Problem", "register", "get", "names"]
 
-_REGISTRY = Registry("optimizer")
+_REGISTRY = Registry("optimizer", base=Optimizer)
 #: Class decorator: make an :class:`Optimizer` subclass available under ``name``.
 register = _REGISTRY.register
 names = _REGISTRY.names
-get = _REGISTRY.get
+#: A new instance of the class registered as ``name``, built with ``params``.
+get = _REGISTRY.create
 
 
 from edgeperf.optimize.optimizers import _evolution, _exhaustive, _random  # noqa: E402,F401

@@ -5,7 +5,7 @@ strategy=name)`` picks one (default :data:`DEFAULT`, chosen by ``benchmarks/fews
 
 >>> from edgeperf.predictors import adapt
 >>> adapt.names()[:3]
-('combination', 'ridge', 'nnls')
+['bayes', 'combination', 'nnls']
 
 A new strategy: subclass :class:`AdaptStrategy` in a private module of this package, decorate it
 with ``@register("name")`` and import the module below; the conformance suite
