@@ -145,6 +145,7 @@ class _FailingOrt(profilers.get("onnxruntime")):
         super().__init__(**kw)
         self.fail, self.gone, self.interrupt = set(fail or ()), set(gone or ()), set(interrupt or ())
         self.loaded = []
+        self.sigints = {}
 
     def _load(self, space, arch, workdir):
         self.loaded.append(arch)
@@ -154,6 +155,8 @@ class _FailingOrt(profilers.get("onnxruntime")):
             raise DeviceUnavailableError("phone unplugged")
         if arch in self.interrupt:
             raise KeyboardInterrupt
+        for _ in range(self.sigints.get(arch, 0)):
+            os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C arriving mid-measurement
         return super()._load(space, arch, workdir)
 
 
@@ -188,6 +191,23 @@ def test_keyboard_interrupt_keeps_rows(tmp_path):
     summary = profile_archs(prof, NB, archs, tmp_path / "o.csv", progress=False)
     assert summary.interrupted and summary.rows_written == 1 and summary.rows_in_file == 1
     assert datasets.read(tmp_path / "o.csv").archs == [archs[0]]
+
+
+def test_ctrl_c_finishes_the_row_in_flight_and_a_second_one_stops_at_once(tmp_path):
+    archs = NB.sample(4, seed=5)
+    prof = _FailingOrt(protocol=TINY)
+    prof.sigints = {archs[1]: 1}
+    summary = profile_archs(prof, NB, archs, tmp_path / "o.csv", progress=False)
+    assert summary.interrupted and prof.loaded == archs[:2]  # arch 1 measured, nothing after it
+    assert summary.rows_written == summary.rows_in_file == 2
+    assert datasets.read(tmp_path / "o.csv").archs == archs[:2]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
+
+    prof2 = _FailingOrt(protocol=TINY)
+    prof2.sigints = {archs[2]: 2}
+    again = profile_archs(prof2, NB, archs, tmp_path / "o.csv", progress=False)
+    assert again.interrupted and again.rows_written == 0 and prof2.loaded == [archs[2]]
+    assert datasets.read(tmp_path / "o.csv").archs == archs[:2]
 
 
 def test_duplicates_are_measured_once_and_sidecar_names_the_device(tmp_path):

@@ -25,7 +25,7 @@ def _console():
 def _load_sources(data: List[str]):
     """One table (several data files are concatenated) or one predictor."""
     from edgeperf.datasets import MeasurementTable
-    from edgeperf.proxy._sources import load_any
+    from edgeperf.proxy import load_any
 
     loaded = [load_any(d) for d in data]
     tables = [x for x in loaded if isinstance(x, MeasurementTable)]

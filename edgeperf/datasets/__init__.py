@@ -35,6 +35,7 @@ from edgeperf.datasets._io import (
 )
 from edgeperf.datasets._lock import FileLock
 from edgeperf.datasets._records import METRICS, PROVENANCE_FIELDS, DeviceSpec, Measurement
+from edgeperf.datasets._rowwriter import RowWriter
 from edgeperf.datasets._table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, MeasurementTable
 from edgeperf.datasets._validate import validate_tidy_frame
 from edgeperf.datasets.synthetic import synthetic_devices  # noqa: F401  synthetic hardware (meta-training only)
@@ -69,14 +70,3 @@ __all__ = [
     "hardware_family",
 ]
 
-
-def __getattr__(name: str):
-    # RowWriter lives in _rowwriter.py (owned by the profilers work); imported on first use
-    # so this package imports even before that module exists.
-    if name == "RowWriter":
-        try:
-            from edgeperf.datasets._rowwriter import RowWriter
-        except ImportError as exc:
-            raise AttributeError(f"edgeperf.datasets.RowWriter is not available: {exc}") from exc
-        return RowWriter
-    raise AttributeError(f"module 'edgeperf.datasets' has no attribute {name!r}")

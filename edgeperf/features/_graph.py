@@ -199,7 +199,7 @@ def onnx_features(model, input_shape=None) -> np.ndarray:
 
 def torch_features(module, input_shape) -> np.ndarray:
     """Features of a torch module: exported to ONNX (legacy exporter) in a temporary folder first."""
-    from edgeperf.spaces._export import export_module_onnx
+    from edgeperf.spaces import export_module_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgeperf-features-") as tmp:
         path = export_module_onnx(module, input_shape, Path(tmp) / "model.onnx")

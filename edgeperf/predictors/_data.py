@@ -14,7 +14,7 @@ __all__ = ["as_table", "log_matrix"]
 
 def as_table(data):
     """A :class:`MeasurementTable` from a table, a file path or a built-in dataset name."""
-    from edgeperf.datasets._table import MeasurementTable
+    from edgeperf.datasets import MeasurementTable
 
     if isinstance(data, MeasurementTable):
         return data

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from edgeperf._version import __version__
-from edgeperf.datasets._records import DeviceSpec, Measurement
+from edgeperf.datasets import DeviceSpec, Measurement
 from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
 
 __all__ = ["Profiler"]

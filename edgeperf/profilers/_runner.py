@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -104,6 +107,33 @@ def _progress(enabled: bool):
 progress_bar = _progress
 
 
+class _StopRequest:
+    requested = False
+
+
+@contextmanager
+def _stop_after_row_in_flight():
+    """The first Ctrl-C asks the run to stop once the row in flight is written, so the count the
+    user is told always matches the file; a second one stops at once (the torn row, if any, is
+    cut on the next open). Only the main thread can own SIGINT: elsewhere Ctrl-C stays as it is."""
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigint(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+        log.warning("stopping after the architecture in flight; press Ctrl-C again to stop now")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def profile_archs(profiler, space, archs: Iterable[str], out_path, *, progress: bool = True) -> ProfileSummary:
     """Measure ``archs`` of ``space`` with ``profiler``, appending each result to ``out_path`` at once.
 
@@ -113,10 +143,10 @@ def profile_archs(profiler, space, archs: Iterable[str], out_path, *, progress: 
       written: never a 0 or -1) and the run goes on.
     - :class:`DeviceUnavailableError` (or :class:`EnergyMeterUnavailableError`) stops the run: rows
       written so far stay, ``summary.stopped`` says why.
-    - Ctrl-C (KeyboardInterrupt) stops after the row in flight; ``summary.interrupted`` is set.
+    - Ctrl-C stops after the row in flight (a second Ctrl-C at once); ``summary.interrupted`` is set.
     """
     from edgeperf import spaces
-    from edgeperf.datasets._rowwriter import RowWriter
+    from edgeperf.datasets import RowWriter
 
     space = spaces.get(space)
     archs = list(dict.fromkeys(space.validate(archs)))
@@ -130,10 +160,12 @@ def profile_archs(profiler, space, archs: Iterable[str], out_path, *, progress: 
         done = writer.existing_keys()
         todo = [a for a in archs if not all((space.name, a, device, m) in done for m in metrics)]
         summary.skipped = len(archs) - len(todo)
-        with _progress(progress) as bar:
+        with _progress(progress) as bar, _stop_after_row_in_flight() as stop:
             task = bar.add_task(f"{device}", total=len(todo), last="")
             try:
                 for arch in todo:
+                    if stop.requested:
+                        break
                     try:
                         rows = profiler.profile(space, arch)
                     except (DeviceUnavailableError, EnergyMeterUnavailableError) as exc:
@@ -153,8 +185,9 @@ def profile_archs(profiler, space, archs: Iterable[str], out_path, *, progress: 
                     summary.measured += 1
                     latency = next((r.value for r in rows if r.metric == "latency_ms"), None)
                     bar.update(task, advance=1, last=f"{latency:.3f} ms" if latency else "")
-            except KeyboardInterrupt:
-                summary.interrupted = True
+            except KeyboardInterrupt:  # the second Ctrl-C, or one where the run does not own SIGINT
+                stop.requested = True
+            summary.interrupted = stop.requested
         summary.rows_in_file = len(writer)
     summary.elapsed_s = time.perf_counter() - t_start
     return summary

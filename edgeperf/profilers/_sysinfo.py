@@ -168,7 +168,7 @@ class LocalProfiler(Profiler):
         return {}
 
     def _describe(self):
-        from edgeperf.datasets._records import DeviceSpec
+        from edgeperf.datasets import DeviceSpec
 
         info = host_info()
         fields = info.spec_fields()

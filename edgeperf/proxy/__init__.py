@@ -24,6 +24,7 @@ from edgeperf.proxy._rank import (
     select_within_budget,
 )
 from edgeperf.proxy._similarity import SimilarityResult, similarity
+from edgeperf.proxy._sources import load_any
 from edgeperf.proxy._stats import Agreement, agreement, correlation_interval, rank_correlation, topk_overlap
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "rank_correlation",
     "topk_overlap",
     "DEFAULT_AGREEMENT_THRESHOLD",
+    "load_any",
 ]

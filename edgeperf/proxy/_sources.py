@@ -16,7 +16,7 @@ DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".tsv")
 
 
 def _is_table(obj) -> bool:
-    from edgeperf.datasets._table import MeasurementTable
+    from edgeperf.datasets import MeasurementTable
 
     return isinstance(obj, MeasurementTable)
 

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
-from edgeperf.datasets._records import DeviceSpec
+from edgeperf.datasets import DeviceSpec
 from edgeperf.errors import DeviceUnavailableError, ProfilingError
 from edgeperf.profilers import register
 from edgeperf.profilers._base import Profiler
