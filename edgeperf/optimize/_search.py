@@ -13,7 +13,7 @@ import numpy as np
 from edgeperf.errors import InvalidParameterError, NotFittedError, UnknownDeviceError
 
 __all__ = ["search", "Design", "SearchResult", "InfeasibleBudgetWarning", "LatencyBound",
-           "DEFAULT_MARGIN", "DEFAULT_CONFIDENCE"]
+           "DEFAULT_MARGIN", "DEFAULT_CONFIDENCE", "DEFAULT_TOLERANCE", "resolve_tolerance"]
 
 #: Quantile of the predicted latency kept within the budget when the predictor has
 #: ``predict_quantile`` (contract C1).
@@ -21,6 +21,12 @@ DEFAULT_CONFIDENCE = 0.95
 #: Without ``predict_quantile``: the prediction plus this fraction must fit the budget. Chosen on
 #: ``benchmarks/optimize.py`` (leave-device-out, 20-measurement adaptation), see the README.
 DEFAULT_MARGIN = 0.20
+#: ``tolerance="auto"`` for accuracy objectives: designs within this share of the best feasible
+#: accuracy (0.2 % of it, ~0.2 points at 90 %) are tied, and the one with the most slack under the
+#: budget wins. Chosen on ``benchmarks/optimize.py`` (held-out hardware types): it keeps more
+#: designs within budget than a wider margin at the same loss of accuracy. Other objectives
+#: (proxies, MACs: no natural scale, not measured) default to 0.
+DEFAULT_TOLERANCE = 0.002
 #: Evaluations of a non-exhaustive search: cheap objectives (tables, MACs) vs zero-cost proxies.
 DEFAULT_EVALUATIONS = {True: 3000, False: 300}
 
@@ -112,6 +118,15 @@ class LatencyBound:
         return point, point * (1.0 + self.margin)
 
 
+def resolve_tolerance(tolerance, objective) -> float:
+    """``"auto"`` -> :data:`DEFAULT_TOLERANCE` for accuracy objectives, else 0; or a share in [0, 1)."""
+    if tolerance == "auto":
+        return DEFAULT_TOLERANCE if objective.kind == "accuracy" else 0.0
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not 0 <= tolerance < 1:
+        raise InvalidParameterError(f"expected tolerance='auto' or a share of the best score in [0, 1), got {tolerance!r}")
+    return float(tolerance)
+
+
 def _per_device(value, devices, what: str, unit: str) -> np.ndarray:
     if isinstance(value, dict):
         missing = [d for d in devices if d not in value]
@@ -161,6 +176,7 @@ def search(
     n_evaluations: int | None = None,
     margin="auto",
     confidence: float = DEFAULT_CONFIDENCE,
+    tolerance="auto",
     energy_predictor=None,
     energy_budget_mj=None,
     candidates=None,
@@ -181,6 +197,10 @@ def search(
         ``evolution``), or a name of :func:`edgeperf.optimize.optimizers.names`.
     n_evaluations : architectures to evaluate (ignored by the exhaustive search).
     margin, confidence : see :class:`LatencyBound`.
+    tolerance : designs whose score is within this share of the best feasible score's size count
+        as tied with it, and the tied design with the smallest latency bound is chosen (risk-aware:
+        more slack for a negligible loss). ``"auto"``: :data:`DEFAULT_TOLERANCE` for accuracy
+        objectives, 0 for proxies and MACs.
     energy_predictor, energy_budget_mj : a predictor of ``energy_mj`` and its budget(s); the
         energy bound uses the same margin rule as latency.
     candidates : search only these architectures (exactly, in one pass), e.g. a pool that was
@@ -237,6 +257,7 @@ def search(
         space=space, devices=devices, budgets_ms=budgets,
         score=lambda archs: objective.score(archs, space=space),
         latency_bound=bound, extra_constraints=extra, energy=energy,
+        tolerance=resolve_tolerance(tolerance, objective),
     )
     if opt is None:
         problem.evaluate(candidates)
