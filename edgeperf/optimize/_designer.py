@@ -384,9 +384,9 @@ class Designer(BaseEstimator):
             raise InvalidParameterError(f"the designer is for space {self.space_!r}, the predictor for {predictor.space_!r}")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InvalidParameterError(f"expected k >= 1 designs, got {k!r}")
-        requests = [tuple(r) if isinstance(r, (tuple, list)) and len(r) == 2 else r for r in requests]
+        requests = [tuple(r) if isinstance(r, (tuple, list)) else r for r in requests]
         for r in requests:
-            if not isinstance(r, tuple):
+            if not isinstance(r, tuple) or len(r) != 2:
                 raise InvalidParameterError(f"expected (device, budget_ms) pairs, got {r!r:.80}")
             b = r[1]
             if isinstance(b, bool) or not isinstance(b, (int, float, np.floating, np.integer)) or not math.isfinite(b) or b <= 0:
