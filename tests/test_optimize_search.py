@@ -99,6 +99,16 @@ def test_bad_settings(predictor, accuracy, kwargs):
         search(predictor, objective=accuracy, **kwargs)
 
 
+class _NoQuantiles:
+    """A predictor without predict_quantile."""
+
+    def __init__(self, inner):
+        self.inner, self.devices_, self.space_, self.metric_ = inner, inner.devices_, inner.space_, inner.metric_
+
+    def predict(self, archs, *, device):
+        return self.inner.predict(archs, device=device)
+
+
 class _WithQuantiles:
     """A predictor exposing C1's predict_quantile (a fixed 30% above the prediction)."""
 
@@ -122,6 +132,12 @@ def test_margin_comes_from_predict_quantile_when_the_predictor_has_it(predictor,
     design = result["pixel3"]
     assert design.latency_bound_ms == pytest.approx(1.3 * design.latency_ms) and design.latency_bound_ms <= budget
     assert design.arch == _brute_force(predictor, synthetic_accuracy(), "pixel3", budget, 0.3)
+    alone = search(wrapped, objective=accuracy, budget_ms=budget, devices=["pixel3"], margin="quantile")
+    assert "quantile within" in alone.bound and alone["pixel3"].latency_bound_ms == pytest.approx(
+        1.3 * alone["pixel3"].latency_ms)
+    with pytest.raises(InvalidParameterError, match="predict_quantile"):
+        search(_NoQuantiles(predictor), objective=accuracy, budget_ms=budget,
+               devices=["pixel3"], margin="quantile")
 
 
 def test_pareto_front_is_non_dominated_and_sorted(predictor, accuracy):
