@@ -104,14 +104,15 @@ def _beam(logp: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
     rows_n = np.arange(n)[:, None]
     for lp in logp:
         cand = (total[:, :, None] + lp[:, None, :]).reshape(n, -1)  # (n, beam * options)
-        if cand.shape[1] > width:  # the best `width` of each row (unordered), then ordered
-            top = np.argpartition(-cand, width - 1, axis=1)[:, :width]
-            flat = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, axis=1), axis=1), axis=1)
+        if cand.shape[1] > width:  # the best `width` of each row; their order does not matter yet
+            flat = np.argpartition(-cand, width - 1, axis=1)[:, :width]
         else:
-            flat = np.argsort(-cand, axis=1)
+            flat = np.broadcast_to(np.arange(cand.shape[1]), cand.shape)
         beam, opt = np.divmod(flat, lp.shape[1])
         paths = np.concatenate([paths[rows_n, beam], opt[:, :, None]], axis=2)
         total = cand[rows_n, flat]
+    order = np.argsort(-total, axis=1, kind="stable")  # most probable first, once at the end
+    paths, total = paths[rows_n, order], total[rows_n, order]
     return (paths[0], total[0]) if single else (paths, total)
 
 
