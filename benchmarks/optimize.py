@@ -60,7 +60,7 @@ QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 #: quantile of its leave-one-out residuals, whichever is larger; numbers: prediction x (1 + m).
 RULES = ("default", "quantile", "rms-default", "rms-quantile", "own-conformal", 0.0, 0.1, 0.2, 0.3)
 #: Risk-aware choice: designs within this share of the best feasible score tie, the most slack wins.
-TOLERANCES = (0.0, 0.001, "auto", 0.004)
+TOLERANCES = (0.0, 0.001, 0.002, "auto", 0.008)
 N_ADAPT_RANDOM = 10
 SPLITS = {
     "nasbench201": {

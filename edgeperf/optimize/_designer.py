@@ -409,6 +409,9 @@ class Designer(BaseEstimator):
                                  [lp[retry] for lp in logp], _WIDER_BEAM * width)
             for r, i in enumerate(retry):
                 rows[i] = (wider, r)
+        if k is None and not retry.size:  # every pair has a fitting design: pick them with array operations
+            first = decoded["inverse"][np.arange(len(requests)), decoded["order"][:, 0]]
+            return [decoded["names"][j] for j in first]
         out = []
         for (device, budget), (dec, i) in zip(requests, rows):
             bound = dec["bound"][i]

@@ -22,11 +22,12 @@ DEFAULT_CONFIDENCE = 0.95
 #: ``benchmarks/optimize.py`` (leave-device-out, 20-measurement adaptation), see the README.
 DEFAULT_MARGIN = 0.20
 #: ``tolerance="auto"`` for accuracy objectives: designs within this share of the best feasible
-#: accuracy (0.2 % of it, ~0.2 points at 90 %) are tied, and the one with the most slack under the
-#: budget wins. Chosen on ``benchmarks/optimize.py`` (held-out hardware types): it keeps more
-#: designs within budget than a wider margin at the same loss of accuracy. Other objectives
-#: (proxies, MACs: no natural scale, not measured) default to 0.
-DEFAULT_TOLERANCE = 0.002
+#: accuracy (0.4 % of it, ~0.35 points at 90 %) are tied, and the one with the most slack under the
+#: budget wins. Chosen on ``benchmarks/optimize.py`` (phones and server CPUs held out): the
+#: smallest tolerance that keeps >= 95 % of designs within budget on both, which a wider margin
+#: reaches only at a larger loss of accuracy. Other objectives (proxies, MACs: no natural scale,
+#: not measured) default to 0.
+DEFAULT_TOLERANCE = 0.004
 #: Evaluations of a non-exhaustive search: cheap objectives (tables, MACs) vs zero-cost proxies.
 DEFAULT_EVALUATIONS = {True: 3000, False: 300}
 
