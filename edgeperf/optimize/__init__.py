@@ -25,6 +25,7 @@ _LAZY = {
     "DEFAULT_CONFIDENCE": "_search", "DEFAULT_MARGIN": "_search", "Design": "_search",
     "InfeasibleBudgetWarning": "_search", "LatencyBound": "_search", "SearchResult": "_search",
     "search": "_search", "DEFAULT_TOLERANCE": "_search", "resolve_tolerance": "_search",
+    "search_precisions": "_precision", "PrecisionDesign": "_precision",
 }
 
 
@@ -47,6 +48,8 @@ __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_TOLERANCE",
     "resolve_tolerance",
+    "search_precisions",
+    "PrecisionDesign",
     "objectives",
     "optimizers",
 ]
