@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,10 +110,15 @@ class OnnxRuntimeProfiler(LocalProfiler):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         out = out if out is not None else path.with_name(path.stem + ".int8.onnx")
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # it advises pre-processing on the root logger for every model
         try:
             quantize_dynamic(str(path), str(out), weight_type=QuantType.QUInt8)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ProfilingError(f"onnxruntime could not quantise the model of {what}: {exc}") from exc
+        finally:
+            root.setLevel(level)
         return out
 
     def _load_onnx(self, path: Path, input_shape) -> _Session:
