@@ -52,6 +52,8 @@ def test_table_output_and_infeasible_warning(model):
      "one per --device"),
     (["--train-designer"], "needs --out"),
     (["--device", "pixel3", "--budget-ms", "-3"], "budget_ms > 0"),
+    (["--device", "pixel3", "--budget-ms", "5", "--tolerance", "wide"], "--tolerance: expected 'auto'"),
+    (["--device", "pixel3", "--budget-ms", "5", "--tolerance", "1.5"], "expected tolerance='auto'"),
 ])
 def test_errors_are_one_line_and_exit_2(model, args, message):
     r = _run("optimize", model, *args)
@@ -64,10 +66,12 @@ def test_train_designer_then_design(model, tmp_path):
 
     out = tmp_path / "nb201.designer"
     Designer(synthetic_devices=60, epochs=5, hidden=(32,)).fit(small_predictor(), objective="macs").save(out)
-    r = _run("optimize", model, "--designer", out, "--device", "pixel3", "--budget-ms", "30", "--top-k", "2", "--json")
+    r = _run("optimize", model, "--designer", out, "--device", "pixel3", "--device", "1080ti_1", "--budget-ms", "30",
+             "--top-k", "2", "--json")
     assert r.returncode == 0, r.stderr
     designs = json.loads(r.stdout)
-    assert 1 <= len(designs) <= 2 and all(d["latency_bound_ms"] <= 30 for d in designs)
+    assert 2 <= len(designs) <= 4 and all(d["latency_bound_ms"] <= 30 for d in designs)
+    assert {d["device"] for d in designs} == {"pixel3", "1080ti_1"}  # one batched call for both devices
     bad = tmp_path / "bad.designer"
     bad.write_text("not a designer")
     r = _run("optimize", model, "--designer", bad, "--device", "pixel3", "--budget-ms", "30")

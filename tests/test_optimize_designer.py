@@ -169,3 +169,60 @@ def test_designer_for_fbnet_with_an_evolved_pool():
     budget = float(np.quantile(p.predict(fb.sample(300, seed=1), device="pixel3"), 0.5))
     arch = d.design(device="pixel3", budget_ms=budget)
     assert fb.is_valid(arch) and _latency_bound_ms(p, arch, "pixel3") <= budget
+
+
+def test_design_many_matches_one_design_per_pair(designer, predictor):
+    pairs = []
+    for dev in DEVICES:
+        lat = predictor.predict(ALL, device=dev)
+        pairs += [(dev, float(np.quantile(lat, q))) for q in (0.05, 0.3, 0.7)]
+    pairs.append((DEVICES[0], 1e-6))  # nothing fits: the fastest candidate, with a warning
+    with pytest.warns(InfeasibleBudgetWarning):
+        many = designer.design_many(pairs)
+    with pytest.warns(InfeasibleBudgetWarning):
+        one = [designer.design(device=d, budget_ms=b) for d, b in pairs]
+    assert many == one and len(set(many)) > 3
+    tops = designer.design_many(pairs[:4], k=3)
+    assert [[x.arch for x in t] for t in tops] == [[x.arch for x in designer.design(device=d, budget_ms=b, k=3)]
+                                                    for d, b in pairs[:4]]
+    assert designer.design_many([]) == []
+    for bad in ([("pixel3",)], ["pixel3"], [("pixel3", -1.0)], [("pixel3", float("nan"))], [("pixel3", True)]):
+        with pytest.raises(InvalidParameterError):
+            designer.design_many(bad)
+    with pytest.raises(UnknownDeviceError):
+        designer.design_many([("no-such-device", 3.0)])
+
+
+def test_design_tolerance_trades_a_little_score_for_slack(designer, predictor, accuracy):
+    """With a tolerance, the design is the fitting candidate with the smallest bound among
+    those within the tolerance of the best fitting one; without, the best fitting one."""
+    dev = DEVICES[1]
+    budget = float(np.quantile(predictor.predict(ALL, device=dev), 0.5))
+    exact = copy.copy(designer).set_params(tolerance=0.0).design(device=dev, budget_ms=budget, k=200)
+    fitting = [d for d in exact if d.feasible]
+    assert fitting[0].objective == max(d.objective for d in fitting)
+    tol = 0.05
+    tied = [d for d in fitting if d.objective >= fitting[0].objective - tol * abs(fitting[0].objective)]
+    loose = copy.copy(designer).set_params(tolerance=tol).design(device=dev, budget_ms=budget, k=200)
+    assert loose[0].arch == min(tied, key=lambda d: d.latency_bound_ms).arch
+    assert {d.arch for d in loose} == {d.arch for d in exact}  # same candidates, other order
+
+
+def test_batched_beam_is_the_beam_of_each_row():
+    from edgeperf.optimize._designer import _beam, _unique_rows
+
+    rng = np.random.default_rng(0)
+    sizes = [5, 3, 4, 5]
+    logp = [np.log(rng.dirichlet(np.ones(s), size=6)) for s in sizes]
+    paths, total = _beam(logp, 10)
+    assert paths.shape == (6, 10, 4)
+    for i in range(6):
+        p1, t1 = _beam([lp[i] for lp in logp], 10)
+        np.testing.assert_array_equal(p1, paths[i])
+        np.testing.assert_allclose(t1, total[i])
+        full = sorted((sum(lp[i][c] for lp, c in zip(logp, combo)), combo) for combo in np.ndindex(*sizes))[::-1]
+        np.testing.assert_allclose(t1, [v for v, _ in full[:10]])  # exact top-10 (independent decisions)
+    rows = paths.reshape(-1, 4)
+    unique, inverse = _unique_rows(rows, sizes)
+    np.testing.assert_array_equal(unique[inverse], rows)
+    assert len(unique) == len({tuple(r) for r in rows})

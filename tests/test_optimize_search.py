@@ -45,7 +45,7 @@ def _brute_force(predictor, acc, device, budget, margin):
 def test_exact_search_matches_brute_force_on_every_device(predictor, accuracy):
     acc = synthetic_accuracy()
     budgets = {d: float(np.quantile(predictor.predict(ALL, device=d), 0.3)) for d in DEVICES}
-    result = search(predictor, objective=accuracy, budget_ms=budgets, margin=0.05)
+    result = search(predictor, objective=accuracy, budget_ms=budgets, margin=0.05, tolerance=0)
     assert result.optimizer == "exhaustive" and result.n_evaluated == NB201.size
     for d in DEVICES:
         design = result[d]
@@ -91,11 +91,22 @@ def test_objective_that_does_not_cover_the_space(predictor):
     {"budget_ms": -1.0}, {"budget_ms": float("nan")}, {"budget_ms": {"pixel3": 3.0}, "devices": ["pixel3", "1080ti_1"]},
     {"budget_ms": 3.0, "margin": -0.1}, {"budget_ms": 3.0, "n_evaluations": 0, "optimizer": "evolution"},
     {"budget_ms": 3.0, "optimizer": "nope"}, {"budget_ms": 3.0, "devices": []},
-    {"budget_ms": 3.0, "energy_budget_mj": 1.0},
+    {"budget_ms": 3.0, "energy_budget_mj": 1.0}, {"budget_ms": 3.0, "tolerance": -0.01},
+    {"budget_ms": 3.0, "tolerance": 1.0}, {"budget_ms": 3.0, "tolerance": "wide"}, {"budget_ms": 3.0, "tolerance": True},
 ])
 def test_bad_settings(predictor, accuracy, kwargs):
     with pytest.raises((InvalidParameterError, ep.errors.UnknownNameError)):
         search(predictor, objective=accuracy, **kwargs)
+
+
+class _NoQuantiles:
+    """A predictor without predict_quantile."""
+
+    def __init__(self, inner):
+        self.inner, self.devices_, self.space_, self.metric_ = inner, inner.devices_, inner.space_, inner.metric_
+
+    def predict(self, archs, *, device):
+        return self.inner.predict(archs, device=device)
 
 
 class _WithQuantiles:
@@ -116,11 +127,17 @@ class _WithQuantiles:
 def test_margin_comes_from_predict_quantile_when_the_predictor_has_it(predictor, accuracy):
     wrapped = _WithQuantiles(predictor)
     budget = float(np.quantile(predictor.predict(ALL, device="pixel3"), 0.5))
-    result = search(wrapped, objective=accuracy, budget_ms=budget, devices=["pixel3"], confidence=0.9)
+    result = search(wrapped, objective=accuracy, budget_ms=budget, devices=["pixel3"], confidence=0.9, tolerance=0)
     assert set(wrapped.asked) == {0.9} and "90% quantile" in result.bound
     design = result["pixel3"]
     assert design.latency_bound_ms == pytest.approx(1.3 * design.latency_ms) and design.latency_bound_ms <= budget
     assert design.arch == _brute_force(predictor, synthetic_accuracy(), "pixel3", budget, 0.3)
+    alone = search(wrapped, objective=accuracy, budget_ms=budget, devices=["pixel3"], margin="quantile")
+    assert "quantile within" in alone.bound and alone["pixel3"].latency_bound_ms == pytest.approx(
+        1.3 * alone["pixel3"].latency_ms)
+    with pytest.raises(InvalidParameterError, match="predict_quantile"):
+        search(_NoQuantiles(predictor), objective=accuracy, budget_ms=budget,
+               devices=["pixel3"], margin="quantile")
 
 
 def test_pareto_front_is_non_dominated_and_sorted(predictor, accuracy):
@@ -216,3 +233,28 @@ def test_demo_designs_fall_back_to_macs_without_analog_nasbench(predictor, monke
     designs, label = demo._design(predictor, NB201, "pixel3", lat, (0.25, 0.75))
     assert "stand-in" in label and len(designs) == 2
     assert designs[0].budget_ms < designs[1].budget_ms and all(d.feasible for d in designs)
+
+
+def test_tolerance_picks_the_most_slack_among_near_best_designs(predictor, accuracy):
+    """Risk-aware choice: designs within ``tolerance`` of the best feasible score tie, and the
+    tied one with the smallest bound wins (a plain loop is the definition)."""
+    acc = synthetic_accuracy()
+    tol = 0.01
+    for d in DEVICES:
+        lat = predictor.predict(ALL, device=d)
+        budget = float(np.quantile(lat, 0.4))
+        fits = [(a, ms) for a, ms in zip(ALL, lat) if ms * 1.05 <= budget]
+        top = max(acc[a] for a, _ in fits)
+        want = min((ms, a) for a, ms in fits if acc[a] >= top - tol * abs(top))[1]
+        design = search(predictor, objective=accuracy, budget_ms=budget, devices=[d], margin=0.05, tolerance=tol)[d]
+        exact = search(predictor, objective=accuracy, budget_ms=budget, devices=[d], margin=0.05, tolerance=0)[d]
+        assert design.arch == want
+        assert design.latency_ms <= exact.latency_ms and design.objective >= top - tol * abs(top)
+
+
+def test_tolerance_defaults_by_objective_kind(accuracy):
+    from edgeperf.optimize import DEFAULT_TOLERANCE, resolve_tolerance
+
+    assert resolve_tolerance("auto", accuracy) == DEFAULT_TOLERANCE > 0
+    assert resolve_tolerance("auto", objectives.get("macs")) == 0.0  # no natural scale: exact
+    assert resolve_tolerance(0.05, objectives.get("macs")) == 0.05

@@ -84,3 +84,50 @@ def test_budget_picks_use_the_quantile_on_the_adapted_path(fitted, nb201):
     assert (r.latency_upper_ms > r.latency_ms).all()
     plain = r.within_budget(budget, margin=0.0)
     assert set(r.meets_budget) < set(plain)  # the quantile is stricter than the point prediction
+
+
+def test_robust_loo_scale_leaves_out_the_largest_residuals():
+    from edgeperf.predictors._uncertainty import TRIM_SHARE, robust_loo_scale
+
+    r = np.array([0.1, -0.1] * 10)
+    assert robust_loo_scale(r) == pytest.approx(0.1)
+    spoilt = r.copy()
+    spoilt[3] = 5.0  # one bad measurement of 20
+    assert robust_loo_scale(spoilt) == pytest.approx(0.1) and np.sqrt(np.mean(spoilt**2)) > 1.0
+    assert TRIM_SHARE * 20 >= 1  # the default trims at least one of HELP's 20
+    assert robust_loo_scale([0.3]) == pytest.approx(0.3)  # never trims everything
+
+
+def test_adapted_quantiles_use_the_robust_scale_and_old_files_the_rms_rule(fitted, tmp_path):
+    from statistics import NormalDist
+
+    from edgeperf.predictors._uncertainty import robust_loo_scale
+
+    u = fitted.uncertainty_
+    assert 0.1 < u["robust_scale"] < 20
+    archs = ep.spaces.get("nasbench201").sample(20, seed=3)
+    loo = fitted.adapters_["cpu"].loo_log_residuals_
+    z = NormalDist().inv_cdf(0.95)
+    want = fitted.predict(archs, device="cpu") * np.exp(z * robust_loo_scale(loo) * u["robust_scale"])
+    np.testing.assert_allclose(fitted.predict_quantile(archs, device="cpu"), want)
+    old = ep.load(fitted.save(tmp_path / "m.edgeperf"))
+    del old.uncertainty_["robust_scale"]  # a model file written before the robust scale
+    rms = np.sqrt(np.mean(loo**2))
+    want_old = fitted.predict(archs, device="cpu") * np.exp(z * rms * u["scale"])
+    np.testing.assert_allclose(old.predict_quantile(archs, device="cpu"), want_old)
+
+
+def test_one_bad_adaptation_measurement_widens_the_bound_less_than_the_rms_rule(fitted, nb201):
+    import copy
+
+    _, wide = nb201
+    p = copy.deepcopy(fitted)
+    ad = ep.predictors.reference_archs("nasbench201") + list(wide.index[500:510])
+    values = wide.loc[ad, "gold_6240"].to_numpy().copy()
+    values[12] *= 4.0  # a mis-measured architecture
+    p.adapt("cpu-spoilt", archs=ad, values=values)
+    arch = list(wide.index[2000:2001])
+    ratio = lambda dev: float(p.predict_quantile(arch, device=dev)[0] / p.predict(arch, device=dev)[0])  # noqa: E731
+    old_rule = float(np.exp(1.6448536 * p.adapters_["cpu-spoilt"].log_std(1)[0] * p.uncertainty_["scale"]))
+    assert ratio("cpu-spoilt") < old_rule
+    assert ratio("cpu-spoilt") < 1.5 * ratio("cpu")  # about as tight as the clean adaptation

@@ -191,3 +191,24 @@ def test_importing_profilers_loads_no_runtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert {"onnxruntime", "torch", "tvm"} <= set(eval(out[0]))
     assert out[1] == "[]"
+
+
+def test_onnxruntime_int8_dynamic_quantisation_runs_a_quantised_model(tmp_path):
+    import onnx
+
+    ort = profilers.get("onnxruntime")
+    with pytest.raises(DeviceUnavailableError, match="quantize"):
+        ort(quantize="int4")
+    prof = ort(quantize="int8-dynamic", protocol=FAST)
+    fp32 = ort(protocol=FAST)
+    assert prof.device_name == fp32.device_name.replace("-onnxruntime", "-onnxruntime-int8", 1)
+    assert prof.describe().extra["precision"] == "int8" and "precision" not in fp32.describe().extra
+    nb = spaces.get("nasbench201")
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    path = nb.export_onnx(arch, tmp_path / "m.onnx")
+    ops = {n.op_type for n in onnx.load(str(prof._quantized(path, what="test"))).graph.node}
+    assert {"ConvInteger", "DynamicQuantizeLinear"} <= ops and "Conv" not in ops  # every conv runs in int8
+    rows = prof.profile(nb, arch)
+    assert rows[0].device == prof.device_name and rows[0].value > 0
+    stats, _ = prof.measure_onnx(path)  # a user's ONNX file is quantised in a scratch folder
+    assert stats.median_ms > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]

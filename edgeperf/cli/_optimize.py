@@ -59,6 +59,10 @@ def register(app: typer.Typer) -> None:
         pareto: bool = typer.Option(False, "--pareto", help="also print each device's Pareto front size"),
         top_k: int = typer.Option(1, "--top-k", min=1, help="designs per device (with --designer)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+        tolerance: str = typer.Option(
+            "auto", "--tolerance",
+            help="designs within this share of the best score tie and the one with most slack wins "
+                 "(auto: 0.004 for accuracy objectives, 0 otherwise)"),
     ) -> None:
         """Print per device the best design within the budget, its predicted latency and objective.
 
@@ -84,17 +88,21 @@ def register(app: typer.Typer) -> None:
         if not device or not budget_ms:
             raise InvalidParameterError("expected --device D and --budget-ms X (or --train-designer --out FILE)")
         budgets = _budgets(list(device), list(budget_ms))
+        if tolerance != "auto":
+            try:
+                tolerance = float(tolerance)
+            except ValueError:
+                raise InvalidParameterError(f"--tolerance: expected 'auto' or a share such as 0.004, got {tolerance!r}") from None
         predictor = load(model)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InfeasibleBudgetWarning)
             if designer is not None:
-                des = load_designer(designer)
-                designs = []
-                for dev, b in budgets.items():
-                    designs += des.design(device=dev, budget_ms=b, k=top_k, predictor=predictor)
+                des = load_designer(designer).set_params(tolerance=tolerance)
+                rows = des.design_many(list(budgets.items()), k=top_k, predictor=predictor)
+                designs = [d for row in rows for d in row]
                 title = f"designer {designer.name} ({des.objective_})"
             else:
-                result = search(predictor, objective=objective, budget_ms=budgets, pareto=pareto)
+                result = search(predictor, objective=objective, budget_ms=budgets, pareto=pareto, tolerance=tolerance)
                 designs = list(result)
                 title = f"{result.optimizer} search, {result.n_evaluated} evaluated, {result.bound}"
                 if pareto:

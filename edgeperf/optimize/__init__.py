@@ -24,7 +24,8 @@ _LAZY = {
     "Designer": "_designer", "device_features": "_designer", "load_designer": "_designer",
     "DEFAULT_CONFIDENCE": "_search", "DEFAULT_MARGIN": "_search", "Design": "_search",
     "InfeasibleBudgetWarning": "_search", "LatencyBound": "_search", "SearchResult": "_search",
-    "search": "_search",
+    "search": "_search", "DEFAULT_TOLERANCE": "_search", "resolve_tolerance": "_search",
+    "search_precisions": "_precision", "PrecisionDesign": "_precision",
 }
 
 
@@ -45,6 +46,10 @@ __all__ = [
     "LatencyBound",
     "DEFAULT_MARGIN",
     "DEFAULT_CONFIDENCE",
+    "DEFAULT_TOLERANCE",
+    "resolve_tolerance",
+    "search_precisions",
+    "PrecisionDesign",
     "objectives",
     "optimizers",
 ]

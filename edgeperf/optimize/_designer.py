@@ -47,6 +47,7 @@ from edgeperf.optimize._search import (
     LatencyBound,
     check_fitted,
     resolve_devices,
+    resolve_tolerance,
 )
 
 __all__ = ["Designer", "device_features", "load_designer", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -65,6 +66,8 @@ POOL_RANDOM = 500
 _WIDER_BEAM = 8
 #: Devices (real + synthetic) whose labels are computed in one vectorised block.
 _LABEL_CHUNK = 64
+#: Decoded option tuples whose architecture strings are remembered (building one costs ~20 us).
+_MAX_MEMO = 1 << 16
 
 
 def device_features(predictor, device: str, reference_archs=None) -> np.ndarray:
@@ -79,21 +82,49 @@ def device_features(predictor, device: str, reference_archs=None) -> np.ndarray:
 def _inputs(features: np.ndarray, log_budget: np.ndarray) -> np.ndarray:
     """Network input: the feature profile around its mean, the mean (device speed) and the
     budget relative to it, so a device faster than all seen is a shift, not a new pattern."""
-    m = features.mean(axis=1, keepdims=True)
-    return np.hstack([features - m, m, log_budget[:, None] - m]).astype(np.float32)
+    n, f = features.shape
+    m = features.mean(axis=1)
+    out = np.empty((n, f + 2), dtype=np.float32)
+    out[:, :f] = features - m[:, None]
+    out[:, f] = m
+    out[:, f + 1] = log_budget - m
+    return out
 
 
 def _beam(logp: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``width`` most probable index tuples under independent per-decision log-probs."""
-    paths = np.zeros((1, 0), dtype=np.int64)
-    total = np.zeros(1)
+    """The ``width`` most probable index tuples under independent per-decision log-probs.
+
+    ``logp[k]`` is ``(options,)`` for one design or ``(n, options)`` for ``n`` designs at once;
+    returns paths ``([n,] width', decisions)`` and their log-probabilities ``([n,] width')``."""
+    single = logp[0].ndim == 1
+    logp = [lp[None, :] if single else lp for lp in logp]
+    n = logp[0].shape[0]
+    paths = np.zeros((n, 1, 0), dtype=np.int64)
+    total = np.zeros((n, 1))
+    rows_n = np.arange(n)[:, None]
     for lp in logp:
-        cand = total[:, None] + lp[None, :]
-        flat = np.argsort(-cand, axis=None, kind="stable")[:width]
-        rows, opts = np.unravel_index(flat, cand.shape)
-        paths = np.hstack([paths[rows], opts[:, None]])
-        total = cand[rows, opts]
-    return paths, total
+        cand = (total[:, :, None] + lp[:, None, :]).reshape(n, -1)  # (n, beam * options)
+        if cand.shape[1] > width:  # the best `width` of each row; their order does not matter yet
+            flat = np.argpartition(-cand, width - 1, axis=1)[:, :width]
+        else:
+            flat = np.broadcast_to(np.arange(cand.shape[1]), cand.shape)
+        beam, opt = np.divmod(flat, lp.shape[1])
+        paths = np.concatenate([paths[rows_n, beam], opt[:, :, None]], axis=2)
+        total = cand[rows_n, flat]
+    order = np.argsort(-total, axis=1, kind="stable")  # most probable first, once at the end
+    paths, total = paths[rows_n, order], total[rows_n, order]
+    return (paths[0], total[0]) if single else (paths, total)
+
+
+def _unique_rows(rows: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_inverse=True)`` of option-index rows, through one
+    mixed-radix integer per row when the space's size fits in int64 (much faster)."""
+    if math.prod(sizes) < 2**62:
+        radix = np.cumprod([1, *sizes[:0:-1]])[::-1].astype(np.int64)
+        codes, inverse = np.unique(rows @ radix, return_inverse=True)
+        return (codes[:, None] // radix[None, :]) % np.asarray(sizes, dtype=np.int64), inverse.ravel()
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return unique, inverse.ravel()
 
 
 class Designer(BaseEstimator):
@@ -114,13 +145,15 @@ class Designer(BaseEstimator):
     pool_evaluations : size of the evolved pool for spaces too large to enumerate.
     beam : candidates decoded and checked against the predictor per design.
     margin, confidence : the latency bound, as in :func:`edgeperf.optimize.search`.
+    tolerance : among fitting candidates within this share of the best score, the one with the
+        most slack is chosen, as in :func:`edgeperf.optimize.search` (cheap objectives only).
     random_state : seed.
     """
 
     def __init__(self, *, hidden=(256, 256), synthetic_devices=1500, budgets_per_device=8,
                  budget_quantiles=(0.02, 0.98), speed_shift=1.0, epochs=60, batch_size=256,
                  learning_rate=2e-3, pool_evaluations=3000, beam=32, margin="auto",
-                 confidence=DEFAULT_CONFIDENCE, random_state=0):
+                 confidence=DEFAULT_CONFIDENCE, tolerance="auto", random_state=0):
         self.hidden = hidden
         self.synthetic_devices = synthetic_devices
         self.budgets_per_device = budgets_per_device
@@ -133,6 +166,7 @@ class Designer(BaseEstimator):
         self.beam = beam
         self.margin = margin
         self.confidence = confidence
+        self.tolerance = tolerance
         self.random_state = random_state
 
     # ---- training ----------------------------------------------------------------------------
@@ -302,21 +336,24 @@ class Designer(BaseEstimator):
         if not hasattr(self, "weights_"):
             raise NotFittedError("this Designer is not fitted yet; call fit(predictor, objective=...) or load_designer(path)")
 
-    def log_probabilities(self, features: np.ndarray, budget_ms: float) -> list[np.ndarray]:
-        """Per decision, the log-probabilities of its options for one device and budget."""
+    def log_probabilities(self, features: np.ndarray, budget_ms) -> list[np.ndarray]:
+        """Per decision, the log-probabilities of its options: ``(options,)`` for one device's
+        ``features`` and one budget, or ``(n, options)`` for ``(n, f)`` features and ``n`` budgets."""
         self._check_fitted()
-        h = (_inputs(features[None, :], np.array([math.log(budget_ms)])) - self.input_mean_) / self.input_scale_
+        single = np.ndim(features) == 1
+        feats = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        budgets = np.broadcast_to(np.asarray(budget_ms, dtype=np.float64), (feats.shape[0],))
+        h = (_inputs(feats, np.log(budgets)) - self.input_mean_) / self.input_scale_
         for i, (w, b) in enumerate(zip(self.weights_, self.biases_)):
             h = h @ w + b
             if i < len(self.weights_) - 1:
-                h = np.maximum(h, 0.0)
-        out, start = [], 0
-        for _, options in self.choices_:
-            z = h[0, start : start + len(options)].astype(np.float64)
-            z = z - z.max()
-            out.append(z - math.log(np.exp(z).sum()))
-            start += len(options)
-        return out
+                np.maximum(h, 0.0, out=h)
+        starts = np.cumsum([0] + [len(o) for _, o in self.choices_])
+        z = h.astype(np.float64)  # log-softmax of every decision's block at once
+        sizes = np.diff(starts)
+        z -= np.repeat(np.maximum.reduceat(z, starts[:-1], axis=1), sizes, axis=1)
+        z -= np.repeat(np.log(np.add.reduceat(np.exp(z), starts[:-1], axis=1)), sizes, axis=1)
+        return [z[0, a:b] if single else z[:, a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None, objective=None):
         """The design for ``device`` under ``budget_ms``: an architecture string, or with ``k``
@@ -327,6 +364,15 @@ class Designer(BaseEstimator):
         ``device`` may be any device it knows now, including one adapted after training.
         ``objective`` ranks the candidates that fit when it is cheap (default: the fitted one;
         after :func:`load_designer`, the built-in objective named in the file, if any).
+        """
+        return self.design_many([(device, budget_ms)], k=k, predictor=predictor, objective=objective)[0]
+
+    def design_many(self, requests, *, k: int | None = None, predictor=None, objective=None) -> list:
+        """:meth:`design` for many ``(device, budget_ms)`` pairs at once, in their order.
+
+        One forward pass and one beam decode for all pairs, one feasibility call to the
+        predictor per device (for all of its pairs' candidates) and one scoring call, so the
+        cost per design falls with the batch.
         """
         from edgeperf import spaces
 
@@ -339,46 +385,110 @@ class Designer(BaseEstimator):
             raise InvalidParameterError(f"the designer is for space {self.space_!r}, the predictor for {predictor.space_!r}")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise InvalidParameterError(f"expected k >= 1 designs, got {k!r}")
-        if isinstance(budget_ms, bool) or not isinstance(budget_ms, (int, float)) or not math.isfinite(budget_ms) or budget_ms <= 0:
-            raise InvalidParameterError(f"expected budget_ms > 0, got {budget_ms!r}")
-        resolve_devices(predictor, [device], None)
+        requests = [tuple(r) if isinstance(r, (tuple, list)) else r for r in requests]
+        for r in requests:
+            if not isinstance(r, tuple) or len(r) != 2:
+                raise InvalidParameterError(f"expected (device, budget_ms) pairs, got {r!r:.80}")
+            b = r[1]
+            if isinstance(b, bool) or not isinstance(b, (int, float, np.floating, np.integer)) or not math.isfinite(b) or b <= 0:
+                raise InvalidParameterError(f"expected budget_ms > 0, got {b!r}")
+        if not requests:
+            return []
+        devices = resolve_devices(predictor, [d for d, _ in requests], None)
+        budgets = np.array([float(b) for _, b in requests])
         space = spaces.get(self.space_)
-        logp = self.log_probabilities(device_features(predictor, device, self.reference_archs_), float(budget_ms))
-        check = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)
+        features = {d: device_features(predictor, d, self.reference_archs_) for d in devices}
+        logp = self.log_probabilities(np.vstack([features[d] for d, _ in requests]), budgets)
+        objective = self._ranking_objective(objective)
         width = max(self.beam, 4 * (k or 1))
-        for width in (width, _WIDER_BEAM * width):  # nothing fits the narrow beam: look wider once
-            paths, _ = _beam(logp, width)
-            archs = list(dict.fromkeys(space.from_choices(p) for p in paths))
-            point, bound = check(archs)
-            point, bound = point[0], bound[0]
-            fits = np.flatnonzero(bound <= budget_ms)
-            if len(fits):
-                break
-        if not len(fits):
-            warnings.warn(InfeasibleBudgetWarning(
-                f"none of the designer's {len(archs)} candidates fits {budget_ms:.4g} ms on {device} "
-                f"({self.bound_}); returning the fastest candidate, {bound.min():.4g} ms"), stacklevel=2)
-            fits = np.array([int(bound.argmin())])
-        if objective is not None:
-            from edgeperf.optimize import objectives
+        decoded = self._decode(predictor, space, objective, requests, budgets, logp, width)
+        rows = [(decoded, i) for i in range(len(requests))]
+        retry = np.flatnonzero(decoded["n_fit"] == 0)
+        if retry.size:  # nothing fits the narrow beam: look wider once, for those pairs only
+            wider = self._decode(predictor, space, objective, [requests[i] for i in retry], budgets[retry],
+                                 [lp[retry] for lp in logp], _WIDER_BEAM * width)
+            for r, i in enumerate(retry):
+                rows[i] = (wider, r)
+        if k is None and not retry.size:  # every pair has a fitting design: pick them with array operations
+            first = decoded["inverse"][np.arange(len(requests)), decoded["order"][:, 0]]
+            return [decoded["names"][j] for j in first]
+        out = []
+        for (device, budget), (dec, i) in zip(requests, rows):
+            bound = dec["bound"][i]
+            chosen = dec["order"][i, : dec["n_fit"][i]]
+            if not chosen.size:
+                warnings.warn(InfeasibleBudgetWarning(
+                    f"none of the designer's {bound.size} candidates fits {budget:.4g} ms on {device} "
+                    f"({self.bound_}); returning the fastest candidate, {bound.min():.4g} ms"), stacklevel=3)
+                chosen = np.array([int(bound.argmin())])
+            arch_of = lambda j: dec["names"][dec["inverse"][i, j]]  # noqa: E731
+            if k is None:
+                out.append(arch_of(chosen[0]))
+                continue
+            point, scores = dec["point"][i], dec["scores"][i]
+            out.append([
+                Design(device=device, budget_ms=float(budget), arch=arch_of(j), latency_ms=float(point[j]),
+                       latency_bound_ms=float(bound[j]), objective=float(scores[j]), feasible=bool(bound[j] <= budget))
+                for j in chosen[:k]
+            ])
+        return out
 
-            objective = objectives.make(objective)
-            objective = objective if objective.cheap else None
-        else:
-            objective = self._cheap_objective()
-        scores = np.full(len(archs), math.nan)
+    def _decode(self, predictor, space, objective, requests, budgets, logp, width):
+        """One beam decode for all pairs, one bound call per device and one scoring call, ranked
+        with array operations: arrays over (pair, candidate) of point, bound, scores, the
+        candidates' positions in ranking order (those that fit first, ``n_fit`` of them per
+        pair) and their names (``names[inverse[pair, candidate]]``)."""
+        paths, _ = _beam(logp, width)  # (n, w, decisions)
+        n, w = paths.shape[:2]
+        unique, inverse = _unique_rows(paths.reshape(n * w, -1), [len(o) for _, o in self.choices_])
+        inverse = inverse.reshape(n, w)
+        names = [self._arch_of(space, p) for p in unique]
+        point, bound = np.empty((n, w)), np.empty((n, w))
+        device_of = np.array([d for d, _ in requests], dtype=object)
+        for device in dict.fromkeys(device_of):
+            rows = np.flatnonzero(device_of == device)
+            used, local = np.unique(inverse[rows], return_inverse=True)
+            p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)(
+                [names[i] for i in used])
+            point[rows], bound[rows] = p[0][local].reshape(len(rows), w), b[0][local].reshape(len(rows), w)
+        fits = bound <= budgets[:, None]
+        row = np.repeat(np.arange(n), w)
         if objective is not None:  # a table lookup: rank the fitting candidates by it
-            scores[fits] = objective.score([archs[i] for i in fits], space=space)
-            fits = fits[np.argsort(-scores[fits], kind="stable")]
-        chosen = fits[: k or 1]
-        if k is None:
-            return archs[int(chosen[0])]
-        picked = [archs[i] for i in chosen]
-        return [
-            Design(device=device, budget_ms=float(budget_ms), arch=a, latency_ms=float(point[i]),
-                   latency_bound_ms=float(bound[i]), objective=float(s), feasible=bool(bound[i] <= budget_ms))
-            for a, i, s in zip(picked, chosen, scores[chosen])
-        ]
+            scores = np.asarray(objective.score(names, space=space), dtype=np.float64)[inverse]
+            masked = np.where(fits, scores, -np.inf)
+            top = masked.max(axis=1, keepdims=True)
+            tolerance = resolve_tolerance(self.tolerance, objective)
+            tied = fits & (masked >= top - tolerance * np.abs(np.where(np.isfinite(top), top, 0.0)))
+            # fitting first; best score first, and designs within the tolerance of it by slack first
+            key = np.where(tied, -np.inf, -masked)
+            flat = np.lexsort((bound.ravel(), key.ravel(), ~fits.ravel(), row))
+        else:  # fitting first, by probability (the beam's order)
+            scores = np.full((n, w), math.nan)
+            flat = np.lexsort((np.tile(np.arange(w), n), ~fits.ravel(), row))
+        order = flat.reshape(n, w) - (np.arange(n) * w)[:, None]
+        return {"names": names, "inverse": inverse, "order": order, "n_fit": fits.sum(axis=1),
+                "point": point, "bound": bound, "scores": scores}
+
+    def _arch_of(self, space, path) -> str:
+        """The architecture string of one option tuple (remembered: building it is the slow part)."""
+        memo = self.__dict__.setdefault("_arch_memo", {})
+        key = path.tobytes()
+        arch = memo.get(key)
+        if arch is None:
+            if len(memo) >= _MAX_MEMO:
+                memo.clear()
+            arch = memo[key] = space.from_choices(path)
+        return arch
+
+    def _ranking_objective(self, objective):
+        """The objective that ranks fitting candidates: the given one if cheap, else the
+        designer's own cheap objective, else None (rank by probability)."""
+        if objective is None:
+            return self._cheap_objective()
+        from edgeperf.optimize import objectives
+
+        objective = objectives.make(objective)
+        return objective if objective.cheap else None
 
     def _cheap_objective(self):
         """The objective when scoring a few candidates costs nothing (a table, MACs): the

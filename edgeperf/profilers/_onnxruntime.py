@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,10 @@ OPT_LEVELS = {
 }
 
 
+#: ``quantize`` settings -> the precision they give (also the device-name suffix).
+QUANTIZE = {"none": "fp32", "int8-dynamic": "int8"}
+
+
 @dataclass
 class _Session:
     session: Any
@@ -41,6 +46,11 @@ class OnnxRuntimeProfiler(LocalProfiler):
         Execution provider, default ``"CPUExecutionProvider"``.
     graph_optimization_level:
         ``"disable"``, ``"basic"``, ``"extended"`` or ``"all"`` (default).
+    quantize:
+        ``"none"`` (default, fp32) or ``"int8-dynamic"``: the exported model goes through
+        ``onnxruntime.quantization.quantize_dynamic`` (weights uint8, activations quantised at
+        run time; ONNX Runtime's CPU ConvInteger takes uint8 weights only) before it is timed.
+        The device name gains ``-int8`` and its descriptor says ``precision: int8``.
     Other keywords as :class:`edgeperf.profilers.Profiler`.
     """
 
@@ -50,15 +60,20 @@ class OnnxRuntimeProfiler(LocalProfiler):
     options = {
         "provider": "ONNX Runtime execution provider (default CPUExecutionProvider)",
         "graph_optimization_level": "disable | basic | extended | all (default all)",
+        "quantize": "none (default, fp32) | int8-dynamic (onnxruntime quantize_dynamic)",
     }
 
-    def __init__(self, *, provider: str = "CPUExecutionProvider", graph_optimization_level: str = "all", **kwargs):
+    def __init__(self, *, provider: str = "CPUExecutionProvider", graph_optimization_level: str = "all",
+                 quantize: str = "none", **kwargs):
         if graph_optimization_level not in OPT_LEVELS:
             raise DeviceUnavailableError(
                 f"unknown graph_optimization_level {graph_optimization_level!r}; expected one of {sorted(OPT_LEVELS)}"
             )
+        if quantize not in QUANTIZE:
+            raise DeviceUnavailableError(f"unknown quantize {quantize!r}; expected one of {sorted(QUANTIZE)}")
         self.provider = provider
         self.graph_optimization_level = graph_optimization_level
+        self.quantize = quantize
         super().__init__(**kwargs)
         import onnxruntime as ort
 
@@ -73,20 +88,51 @@ class OnnxRuntimeProfiler(LocalProfiler):
         if self.provider != "CPUExecutionProvider":  # keep the common case short
             short = self.provider.replace("ExecutionProvider", "").lower()
             name = name.replace(f"-{self.kind}", f"-{self.kind}-{short}", 1)
+        if self.quantize != "none":
+            name = name.replace(f"-{self.kind}", f"-{self.kind}-{QUANTIZE[self.quantize]}", 1)
         return name
 
     def _runtime_extra(self) -> dict[str, Any]:
-        return {"provider": self.provider, "graph_optimization_level": self.graph_optimization_level}
+        extra = {"provider": self.provider, "graph_optimization_level": self.graph_optimization_level}
+        if self.quantize != "none":  # fp32 descriptors stay as they were
+            extra.update(quantize=self.quantize, precision=QUANTIZE[self.quantize])
+        return extra
 
     def _load(self, space, arch: str, workdir: Path) -> _Session:
         path = space.export_onnx(arch, workdir / "model.onnx", batch_size=self.batch_size)
+        if self.quantize == "int8-dynamic":
+            path = self._quantized(path, what=repr(arch))
         return self._session(path, space.input_shape(arch, batch_size=self.batch_size), what=repr(arch))
+
+    @staticmethod
+    def _quantized(path: Path, *, what: str, out: Path | None = None) -> Path:
+        """The int8 (dynamic) model of the fp32 ONNX file ``path`` (written to ``out``, default beside it)."""
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        out = out if out is not None else path.with_name(path.stem + ".int8.onnx")
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # it advises pre-processing on the root logger for every model
+        try:
+            quantize_dynamic(str(path), str(out), weight_type=QuantType.QUInt8)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ProfilingError(f"onnxruntime could not quantise the model of {what}: {exc}") from exc
+        finally:
+            root.setLevel(level)
+        return out
 
     def _load_onnx(self, path: Path, input_shape) -> _Session:
         """A session of a user's ONNX file; ``input_shape`` fixes symbolic dimensions."""
         from edgeperf.errors import InvalidParameterError
 
-        session = self._session(path, None, what=str(path))
+        if self.quantize == "int8-dynamic":  # quantised in a scratch folder: the user's folder is theirs
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                session = self._session(self._quantized(path, what=str(path), out=Path(tmp) / "model.int8.onnx"),
+                                        None, what=str(path))
+        else:
+            session = self._session(path, None, what=str(path))
         (inp,) = session.session.get_inputs() if len(session.session.get_inputs()) == 1 else (None,)
         if inp is None:
             raise InvalidParameterError(f"{path}: expected a model with one input, got "

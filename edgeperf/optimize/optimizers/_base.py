@@ -27,8 +27,9 @@ class Problem:
     """
 
     def __init__(self, *, space, devices: Sequence[str], budgets_ms: np.ndarray, score, latency_bound,
-                 extra_constraints=None, energy=None):
+                 extra_constraints=None, energy=None, tolerance: float = 0.0):
         self.space = space
+        self.tolerance = float(tolerance)  # see best()
         self.devices = list(devices)
         self.budgets_ms = np.asarray(budgets_ms, dtype=np.float64)
         self._score, self._latency_bound = score, latency_bound
@@ -86,12 +87,15 @@ class Problem:
         return np.where(f, s, floor - over)
 
     def best(self):
-        """Per device: archive position of the best feasible design (ties: the faster), whether
-        one exists, and the fastest design (used when nothing fits)."""
+        """Per device: archive position of the best feasible design, whether one exists, and the
+        fastest design (used when nothing fits). Designs within ``tolerance`` (a share of the best
+        feasible score's size) of the best count as tied, and of tied designs the one with the
+        smallest latency bound wins: the most slack for a negligible loss of score."""
         scores, _, bound, ok, _ = self.arrays()
         masked = np.where(ok, scores[None, :], -np.inf)
         top = masked.max(axis=1, initial=-np.inf)
-        tied = ok & (masked == top[:, None])
+        near = top - self.tolerance * np.abs(np.where(np.isfinite(top), top, 0.0))
+        tied = ok & (masked >= near[:, None])
         best = np.where(tied, bound, np.inf).argmin(axis=1)
         feasible = ok.any(axis=1)
         fastest = bound.argmin(axis=1)
