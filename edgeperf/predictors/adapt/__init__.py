@@ -22,6 +22,8 @@ from edgeperf.predictors.adapt import _combination  # noqa: E402,F401  isort: sk
 from edgeperf.predictors.adapt import _bayes  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _signature  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _synthetic  # noqa: E402,F401  isort: skip
+from edgeperf.predictors.adapt import _analytic  # noqa: E402,F401  isort: skip
+from edgeperf.predictors.adapt import _stack  # noqa: E402,F401  isort: skip
 
 __all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "register", "get", "names", "DEFAULT", "STATE_VERSION",
            "MIN_MEASUREMENTS"]

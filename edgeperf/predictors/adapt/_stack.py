@@ -1,0 +1,132 @@
+"""``stack``: a per-target choice among strategies, made on the target's own measurements only.
+
+No single strategy wins on every kind of unseen device: ``nnls+synthetic`` is the better one on a
+GPU when no GPU was in training, ``nnls+bayes`` on a device like the training ones. ``stack`` fits
+every candidate of :data:`CANDIDATES` on the target's ``n`` measurements and combines them with the
+convex weights that minimise the squared error of their leave-one-out predictions (stacked
+generalisation, Wolpert 1992 / Breiman 1996): a candidate only gets weight where it predicts the
+target's held-out measurements well. It never looks at any other device.
+
+Its own leave-one-out residuals (for the adapt report and ``return_std``) refit the weights without
+each measurement, on the candidates' leave-one-out predictions, so they are out of sample for the
+weights too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeperf.errors import ModelFileError
+from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
+from edgeperf.predictors.adapt._registry import get, register
+
+__all__ = ["StackStrategy", "CANDIDATES", "stack_weights"]
+
+#: The strategies ``stack`` chooses among (those the host supports).
+CANDIDATES = ("nnls+bayes", "nnls+synthetic", "nnls", "bayes")
+#: Weight of the sum-to-one row in the constrained least squares (relative to the data rows).
+_SUM_ROW_WEIGHT = 1e3
+
+
+def stack_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to one that minimise ``||y - P w||`` (``P``: one column per
+    candidate of out-of-sample predictions of ``y``)."""
+    from scipy.optimize import nnls
+
+    k = P.shape[1]
+    scale = _SUM_ROW_WEIGHT * max(float(np.abs(P).max()), 1.0)
+    A = np.vstack([P, np.full((1, k), scale)])
+    w, _ = nnls(A, np.append(y, scale))
+    if not w.any():
+        w = np.full(k, 1.0 / k)
+    return w / w.sum()
+
+
+def _stacked_loo(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Residual of each measurement under weights fitted without it (on the candidates' leave-one-out
+    predictions ``P``, which are already out of sample for that measurement)."""
+    n = y.size
+    out = np.empty(n)
+    for i in range(n):
+        rows = np.delete(np.arange(n), i)
+        out[i] = y[i] - P[i] @ stack_weights(P[rows], y[rows])
+    return out
+
+
+def _candidates(host: AdaptHost) -> list[str]:
+    """The candidates the host can serve (``nnls+synthetic`` needs the analytic cost columns)."""
+    return [c for c in CANDIDATES if c != "nnls+synthetic" or "@macs" in host.basis_names]
+
+
+@register("stack")
+class StackStrategy(AdaptStrategy):
+    """Convex combination of candidate strategies, weighted by their leave-one-out fit to the target."""
+
+    _array_state = ("stack_weights_",)
+    _names_state = ("candidates_",)
+
+    def _fit(self, host, data: AdaptData) -> dict:
+        names = _candidates(host)
+        fitted = [get(c)().fit(host, data) for c in names]
+        P = data.logy[:, None] - np.column_stack([f.loo_log_residuals_ for f in fitted])
+        w = stack_weights(P, data.logy)
+        used = np.flatnonzero(w > 0)
+        return {"candidates_": [names[i] for i in used], "stack_weights_": w[used],
+                "fitted_": [fitted[i] for i in used], "loo_candidates_": P}
+
+    def fit(self, host: AdaptHost, data: AdaptData) -> "StackStrategy":
+        # The base class would refit everything n times for the leave-one-out residuals; the
+        # candidates' own leave-one-out predictions already give them (see _stacked_loo).
+        if not isinstance(data, AdaptData):
+            return super().fit(host, data)  # raises the base class's error
+        state = self._fit(host, data)
+        loo = _stacked_loo(state.pop("loo_candidates_"), data.logy)
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.loo_log_residuals_ = loo
+        self.n_fit_ = len(data.archs)
+        return self
+
+    def _leave_one_out(self, host, data: AdaptData) -> np.ndarray:
+        return _stacked_loo(self._fit(host, data)["loo_candidates_"], data.logy)
+
+    def predict_log(self, host, X):
+        return sum(w * f.predict_log(host, X) for w, f in zip(self.stack_weights_, self.fitted_))
+
+    def notes(self):
+        return tuple(n for f in self.fitted_ for n in f.notes())
+
+    # ---- state: the base's plus each used candidate's own, under its index ---------------------
+    def get_state(self):
+        meta, arrays = super().get_state()
+        meta["candidate_states"] = []
+        for i, f in enumerate(self.fitted_):
+            m, a = f.get_state()
+            meta["candidate_states"].append(m)
+            arrays.update({f"candidate{i}/{k}": v for k, v in a.items()})
+        return meta, arrays
+
+    def set_state(self, meta, arrays):
+        super().set_state(meta, arrays)
+        states = meta.get("candidate_states")
+        if not isinstance(states, list) or len(states) != len(self.candidates_):
+            raise ModelFileError(f"strategy {self.name!r}: expected one candidate state per candidate "
+                                 f"{self.candidates_}; the file is corrupted")
+        fitted = []
+        for i, (name, m) in enumerate(zip(self.candidates_, states)):
+            if name not in CANDIDATES:
+                raise ModelFileError(f"strategy {self.name!r}: unknown candidate {name!r} (expected one of {CANDIDATES})")
+            prefix = f"candidate{i}/"
+            fitted.append(get(name)().set_state(m, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
+        self.fitted_ = fitted
+        return self
+
+    def _check_state(self, state):
+        w = state["stack_weights_"]
+        check_lengths(self.name, stack_weights=(w.size, len(state["candidates_"])))
+        if (w < 0).any() or not np.isclose(w.sum(), 1.0):
+            raise ModelFileError(f"strategy {self.name!r}: stack weights must be >= 0 and sum to 1, got {w.tolist()}")
+
+    def check_host(self, host):
+        for f in self.fitted_:
+            f.check_host(host)
