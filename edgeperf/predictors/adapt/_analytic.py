@@ -28,7 +28,7 @@ _FLOOR = 1e-3
 #: Ridge strength on the (column-normalised) coefficients; a little keeps NNLS stable at n ~ 20.
 _RIDGE = 1e-3
 
-# (space, n_features) -> (group index per one-hot column, position per one-hot column, groups);
+# space -> (option group per one-hot column or -1, layer position per column, option names);
 # deterministic from the space's feature names (a memo, not configuration).
 _GROUPS: dict = {}
 
@@ -45,9 +45,14 @@ def _groups(space: str):
             if not pos.startswith("total") and pos not in positions:
                 positions.append(pos)
         pos_of = {p: i for i, p in enumerate(positions)}
-        options = sorted({n.rsplit(":", 1)[1] for n in names})
-        group = np.array([options.index(n.rsplit(":", 1)[1]) for n in names])
-        position = np.array([pos_of[n.rsplit(":", 1)[0]] for n in names])
+        # One-hot columns of a layer's option ("pos:option"); others (OFA's resolution) carry no layer.
+        layered = [j for j, n in enumerate(names) if ":" in n and n.rsplit(":", 1)[0] in pos_of]
+        options = sorted({names[j].rsplit(":", 1)[1] for j in layered})
+        group = np.full(len(names), -1)
+        position = np.zeros(len(names), dtype=int)
+        for j in layered:
+            pos, option = names[j].rsplit(":", 1)
+            group[j], position[j] = options.index(option), pos_of[pos]
         _GROUPS[space] = (group, position, options)
     return _GROUPS[space]
 
@@ -60,7 +65,8 @@ def analytic_features(space: str, X: np.ndarray) -> np.ndarray:
     c = onehot_layer_costs(space, X)
     X = np.asarray(X, dtype=np.float64)
     G = np.zeros((X.shape[1], len(options)))
-    G[np.arange(X.shape[1]), group] = 1.0
+    layered = np.flatnonzero(group >= 0)
+    G[layered, group[layered]] = 1.0
     macs = (X * c.macs[:, position]) @ G
     mem = (X * c.mem_bytes[:, position]) @ G
     count = X @ G

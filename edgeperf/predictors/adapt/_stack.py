@@ -23,7 +23,7 @@ from edgeperf.predictors.adapt._registry import get, register
 __all__ = ["StackStrategy", "CANDIDATES", "stack_weights"]
 
 #: The strategies ``stack`` chooses among (those the host supports).
-CANDIDATES = ("nnls+bayes", "nnls+synthetic", "nnls", "bayes")
+CANDIDATES = ("nnls+bayes", "nnls+synthetic", "nnls", "bayes", "analytic")
 #: Weight of the sum-to-one row in the constrained least squares (relative to the data rows).
 _SUM_ROW_WEIGHT = 1e3
 
@@ -54,8 +54,8 @@ def _stacked_loo(P: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _candidates(host: AdaptHost) -> list[str]:
-    """The candidates the host can serve (``nnls+synthetic`` needs the analytic cost columns)."""
-    return [c for c in CANDIDATES if c != "nnls+synthetic" or "@macs" in host.basis_names]
+    """The candidates the host can serve (``nnls+synthetic`` and ``analytic`` need the one-hot encoding)."""
+    return [c for c in CANDIDATES if c not in ("nnls+synthetic", "analytic") or "@macs" in host.basis_names]
 
 
 @register("stack")
