@@ -1,15 +1,18 @@
 """``stack``: a per-target choice among strategies, made on the target's own measurements only.
 
-No single strategy wins on every kind of unseen device: ``nnls+synthetic`` is the better one on a
-GPU when no GPU was in training, ``nnls+bayes`` on a device like the training ones. ``stack`` fits
-every candidate of :data:`CANDIDATES` on the target's ``n`` measurements and combines them with the
-convex weights that minimise the squared error of their leave-one-out predictions (stacked
-generalisation, Wolpert 1992 / Breiman 1996): a candidate only gets weight where it predicts the
-target's held-out measurements well. It never looks at any other device.
+No single strategy wins on every kind of unseen device: the additive device model ``analytic`` is
+far better than ``nnls+bayes`` where latency really adds up per layer (NAS-Bench-201 on GPUs, CPUs,
+phones), and far worse where it does not (FBNet). ``stack`` fits every candidate of
+:data:`CANDIDATES` on the target's ``n`` measurements and computes each one's leave-one-out
+predictions. The reference candidate (``nnls+bayes``, the previous default) is always used; another
+one joins only where its leave-one-out squared error is lower by more than :data:`SE_GATE` paired
+standard errors (the one-standard-error rule). The used candidates are combined with the convex
+weights that minimise the squared error of their leave-one-out predictions (stacked
+generalisation, Wolpert 1992 / Breiman 1996). It never looks at any other device.
 
-Its own leave-one-out residuals (for the adapt report and ``return_std``) refit the weights without
-each measurement, on the candidates' leave-one-out predictions, so they are out of sample for the
-weights too.
+Its own leave-one-out residuals (for the adapt report and ``return_std``) redo the gate and the
+weights without each measurement, on the candidates' leave-one-out predictions, so they are out of
+sample for the weights too.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from edgeperf.predictors.adapt._registry import get, register
 
 __all__ = ["StackStrategy", "CANDIDATES", "stack_weights"]
 
-#: The strategies ``stack`` chooses among (those the host supports).
-CANDIDATES = ("nnls+bayes", "nnls+synthetic", "nnls", "bayes", "analytic")
+#: The strategies ``stack`` chooses among (those the host supports); the first is the reference.
+CANDIDATES = ("nnls+bayes", "analytic", "nnls", "bayes")
+#: Another candidate joins the reference only where its leave-one-out squared error is lower by
+#: more than this many paired standard errors (the one-standard-error rule of cross-validation:
+#: with ~20 noisy measurements, a smaller leave-one-out error alone is often luck).
+SE_GATE = 1.0
 #: Weight of the sum-to-one row in the constrained least squares (relative to the data rows).
 _SUM_ROW_WEIGHT = 1e3
 
@@ -42,6 +49,18 @@ def stack_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
+def gated_weights(P: np.ndarray, y: np.ndarray, z: float = SE_GATE) -> np.ndarray:
+    """:func:`stack_weights` over the reference column 0 and the columns whose squared errors beat
+    it by more than ``z`` paired standard errors; zero weight for the others."""
+    E = (P - y[:, None]) ** 2
+    d = E[:, 1:] - E[:, :1]
+    se = d.std(axis=0, ddof=1) / np.sqrt(len(y))
+    keep = np.concatenate([[0], 1 + np.flatnonzero(d.mean(axis=0) + z * se < 0)])
+    w = np.zeros(P.shape[1])
+    w[keep] = stack_weights(P[:, keep], y)
+    return w
+
+
 def _stacked_loo(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Residual of each measurement under weights fitted without it (on the candidates' leave-one-out
     predictions ``P``, which are already out of sample for that measurement)."""
@@ -49,7 +68,7 @@ def _stacked_loo(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     out = np.empty(n)
     for i in range(n):
         rows = np.delete(np.arange(n), i)
-        out[i] = y[i] - P[i] @ stack_weights(P[rows], y[rows])
+        out[i] = y[i] - P[i] @ gated_weights(P[rows], y[rows])
     return out
 
 
@@ -69,7 +88,7 @@ class StackStrategy(AdaptStrategy):
         names = _candidates(host)
         fitted = [get(c)().fit(host, data) for c in names]
         P = data.logy[:, None] - np.column_stack([f.loo_log_residuals_ for f in fitted])
-        w = stack_weights(P, data.logy)
+        w = gated_weights(P, data.logy)
         used = np.flatnonzero(w > 0)
         return {"candidates_": [names[i] for i in used], "stack_weights_": w[used],
                 "fitted_": [fitted[i] for i in used], "loo_candidates_": P}
