@@ -23,7 +23,6 @@ it; what the oracle itself misses is measurement noise and near-ties in the test
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import edgeperf as ep
 from edgeperf import metrics
 
-from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION, protocol_rows
+from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION, fitted_joint, protocol_rows
 from _splits import cross_correlation, hardware_type_splits, least_correlated_bisections, rank_correlations
 
 RESULTS = Path(__file__).parent / "results"
@@ -77,20 +76,6 @@ def oracle_scores(table, wide, archs, pool_rows, test_sets):
         p = ep.predictors.PerDevicePredictor().fit(sub)
         out[dev] = metrics.spearman(yt, p.predict(te, device=dev))
     return out
-
-
-def fitted_joint(sub, model_params, cache):
-    """The joint model of one split; with ``cache`` (a folder), saved there and reused on the next run."""
-    if cache is None:
-        return ep.JointPredictor(model_params=model_params).fit(sub)
-    key = json.dumps([sub.space, sorted(sub.devices), len(sub.archs), model_params], sort_keys=True)
-    path = Path(cache) / f"joint-{hashlib.sha256(key.encode()).hexdigest()[:16]}.edgeperf"
-    if path.exists():
-        return ep.load(path)
-    p = ep.JointPredictor(model_params=model_params).fit(sub)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    p.save(path)
-    return p
 
 
 def test_set(wide, archs, test_rows, dev):
