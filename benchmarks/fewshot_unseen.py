@@ -12,10 +12,11 @@ Splits (``_splits.py``), built on the built-in public tables:
          type is the GPU model, all its batch sizes together);
 Synthetic devices (``edgeperf.datasets.synthetic``, inside ``nnls+synthetic``) are never scored.
 
-Ceiling ("oracle" column): for every test device, a per-device XGBoost (``PerDevicePredictor`` with
-the library defaults: one-hot encoding, 500 trees) trained on that device's own full range [0, N) and
-scored on the same test set. What few-shot adaptation cannot reach from n measurements is bounded by
-it; what the oracle itself misses is measurement noise and near-ties in the test set.
+Reference ceiling ("oracle" column): for every test device, a per-device XGBoost
+(``PerDevicePredictor`` with the library defaults: one-hot encoding, 500 trees) trained on that
+device's own full range [0, N) (900 or 4000 measured architectures) and scored on the same test set.
+What it misses is mostly measurement noise and near-ties among the test set's latencies. It is not a
+strict bound: a few-shot model that transfers structure can beat it.
 
     python benchmarks/fewshot_unseen.py help-nb201 help-fbnet help-ofa-mbv3 --seeds 3
 """
