@@ -13,6 +13,10 @@ generalisation, Wolpert 1992 / Breiman 1996). It never looks at any other device
 Its own leave-one-out residuals (for the adapt report and ``return_std``) redo the gate and the
 weights without each measurement, on the candidates' leave-one-out predictions, so they are out of
 sample for the weights too.
+
+Measured on the adversarial splits of ``benchmarks/fewshot_unseen.py`` (n = 20, 2 seeds, mean over
+splits / worst split), against ``nnls+bayes``: NAS-Bench-201 0.928 / 0.851 vs 0.856 / 0.821, FBNet
+0.818 / 0.764 vs 0.808 / 0.758, OFA 0.821 / 0.605 vs 0.802 / 0.512; hence the default.
 """
 
 from __future__ import annotations
