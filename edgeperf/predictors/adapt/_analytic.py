@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeperf.errors import AdaptationError, ModelFileError
-from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy
+from edgeperf.errors import ModelFileError
+from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, onehot_space
 from edgeperf.predictors.adapt._registry import register
 
 __all__ = ["AnalyticStrategy", "analytic_features"]
@@ -97,12 +97,8 @@ class AnalyticStrategy(AdaptStrategy):
         w = w / scale
         return {"t0_ms_": float(w[0]), "coef_": w[1:], "floor_ms_": float(_FLOOR * y.min())}
 
-    @staticmethod
-    def _space(host) -> str:
-        if "@macs" not in host.basis_names:
-            raise AdaptationError("strategy 'analytic' needs the one-hot encoding (analytic costs per layer); "
-                                  "fit the joint model with encoding='onehot' or pick another strategy")
-        return host.space
+    def _space(self, host) -> str:
+        return onehot_space(host, self.name)
 
     def predict_log(self, host, X):
         ms = self.t0_ms_ + analytic_features(self._space(host), X) @ self.coef_
