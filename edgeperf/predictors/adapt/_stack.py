@@ -77,8 +77,8 @@ def _stacked_loo(P: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _candidates(host: AdaptHost) -> list[str]:
-    """The candidates the host can serve (``nnls+synthetic`` and ``analytic`` need the one-hot encoding)."""
-    return [c for c in CANDIDATES if c not in ("nnls+synthetic", "analytic") or "@macs" in host.basis_names]
+    """The candidates the host can serve (``analytic`` needs the one-hot encoding's cost columns)."""
+    return [c for c in CANDIDATES if c != "analytic" or "@macs" in host.basis_names]
 
 
 @register("stack")
@@ -130,17 +130,17 @@ class StackStrategy(AdaptStrategy):
         return meta, arrays
 
     def set_state(self, meta, arrays):
-        super().set_state(meta, arrays)
-        states = meta.get("candidate_states")
-        if not isinstance(states, list) or len(states) != len(self.candidates_):
-            raise ModelFileError(f"strategy {self.name!r}: expected one candidate state per candidate "
-                                 f"{self.candidates_}; the file is corrupted")
+        # the candidates first, so that nothing is assigned when any state is bad
+        names, states = (meta.get(k) if isinstance(meta, dict) else None for k in ("candidates_", "candidate_states"))
+        if not isinstance(names, list) or not isinstance(states, list) or len(states) != len(names):
+            raise ModelFileError(f"strategy {self.name!r}: expected one candidate state per candidate; the file is corrupted")
         fitted = []
-        for i, (name, m) in enumerate(zip(self.candidates_, states)):
+        for i, (name, m) in enumerate(zip(names, states)):
             if name not in CANDIDATES:
-                raise ModelFileError(f"strategy {self.name!r}: unknown candidate {name!r} (expected one of {CANDIDATES})")
+                raise ModelFileError(f"strategy {self.name!r}: unknown candidate {name!r:.60} (expected one of {CANDIDATES})")
             prefix = f"candidate{i}/"
             fitted.append(get(name)().set_state(m, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}))
+        super().set_state(meta, arrays)
         self.fitted_ = fitted
         return self
 
