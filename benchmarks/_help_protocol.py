@@ -28,3 +28,23 @@ def protocol_rows(table):
     devices = [c for c in wide.columns if c != "arch_index"]
     refs = ep.predictors.reference_archs(table.space)
     return wide, archs, devices, refs, np.flatnonzero(idx < n), np.flatnonzero((idx >= n) & (idx < n + TEST_SIZE))
+
+
+def fitted_joint(sub, model_params, cache):
+    """The joint model of one split; with ``cache`` (a folder), saved there and reused on the next run."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    import edgeperf as ep
+
+    if cache is None:
+        return ep.JointPredictor(model_params=model_params).fit(sub)
+    key = json.dumps([sub.space, sorted(sub.devices), len(sub.archs), model_params], sort_keys=True)
+    path = Path(cache) / f"joint-{hashlib.sha256(key.encode()).hexdigest()[:16]}.edgeperf"
+    if path.exists():
+        return ep.load(path)
+    p = ep.JointPredictor(model_params=model_params).fit(sub)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    p.save(path)
+    return p

@@ -31,6 +31,7 @@ from edgeperf.predictors import ADAPT_STRATEGIES
 
 from _help_protocol import HELP_TRAIN_DEVICES as HELP_TRAIN
 from _help_protocol import N_TRAIN
+from _help_protocol import fitted_joint
 from _help_protocol import protocol_rows
 from _help_protocol import TRIM_FRACTION as TRIM
 
@@ -41,7 +42,8 @@ RESULTS = Path(__file__).parent / "results"
 family = ep.datasets.hardware_family
 
 
-def run(data: str, split: str, seeds: int, train_devices=None, test_devices=None, strategies=ADAPT_STRATEGIES):
+def run(data: str, split: str, seeds: int, train_devices=None, test_devices=None, strategies=ADAPT_STRATEGIES,
+        model_params=None, cache=None):
     table = ep.datasets.load(data) if data in ep.datasets.builtin_names() else ep.datasets.read(data)
     space = table.space
     n = N_TRAIN[space]
@@ -70,7 +72,7 @@ def run(data: str, split: str, seeds: int, train_devices=None, test_devices=None
     for train, tests in folds:
         sub = table.select(devices=train, archs=set(train_pool) | set(refs))
         t0 = time.perf_counter()
-        p = ep.JointPredictor().fit(sub)
+        p = fitted_joint(sub, model_params, cache)
         fit_s.append(time.perf_counter() - t0)
         for dev in tests:
             y = wide[dev].to_numpy()
@@ -105,13 +107,18 @@ def main():
     ap.add_argument("--train-devices", nargs="*")
     ap.add_argument("--test-devices", nargs="*")
     ap.add_argument("--strategies", nargs="*", default=list(ADAPT_STRATEGIES))
+    ap.add_argument("--trees", type=int, default=None, help="joint-model trees (default: the library's)")
+    ap.add_argument("--cache", default=None, help="folder to save fitted joint models in and reuse them from")
+    ap.add_argument("--tag", default="", help="suffix of the JSON file name")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    mp = {"n_estimators": args.trees, "n_jobs": 1} if args.trees else None
     for data in args.data:
-        res = run(data, args.split, args.seeds, args.train_devices, args.test_devices, args.strategies)
+        res = run(data, args.split, args.seeds, args.train_devices, args.test_devices, args.strategies, mp, args.cache)
+        res["model_params"] = mp
         t = Table(title=f"{data}: few-shot Spearman ({args.split} split, {args.seeds} seeds)")
         t.add_column("device")
         for s in args.strategies:
@@ -121,7 +128,7 @@ def main():
             t.add_row(d, *[f"{res['per_device'][s][d]:.3f}" for s in args.strategies])
         t.add_row("MEAN", *[f"{res['overall'][s]:.3f}" for s in args.strategies])
         Console().print(t)
-        out = RESULTS / f"fewshot_{Path(data).name.split('.')[0]}_{args.split}.json"
+        out = RESULTS / f"fewshot_{Path(data).name.split('.')[0]}_{args.split}{args.tag}.json"
         out.write_text(json.dumps(res, indent=1))
         print("wrote", out)
 

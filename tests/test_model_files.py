@@ -194,7 +194,7 @@ def test_adapted_state_checked_on_load(saved, tmp_path):
     p, path = saved
     wide = ep.datasets.load("help-nb201").wide()
     archs = ep.predictors.reference_archs("nasbench201") + list(wide.index[400:410])
-    p.adapt("new", archs=archs, values=wide.loc[archs, "gold_6240"].to_numpy(), overwrite=True)
+    p.adapt("new", archs=archs, values=wide.loc[archs, "gold_6240"].to_numpy(), strategy="nnls+bayes", overwrite=True)
     good = p.save(tmp_path / "adapted.edgeperf")
     assert ep.load(good).devices_[-1] == "new"
     bad = tmp_path / "bad.edgeperf"
@@ -203,6 +203,16 @@ def test_adapted_state_checked_on_load(saved, tmp_path):
         ep.load(bad)
     _rewrite(good, bad, _edit_meta(_set_nested(["adapted", "new", "state", "state_version"], 1)))
     with pytest.raises(ModelFileError, match="adapt"):
+        ep.load(bad)
+    # the default, stack, nests its candidates' states: a broken candidate array is caught too
+    p.adapt("new", archs=archs, values=wide.loc[archs, "gold_6240"].to_numpy(), overwrite=True)
+    assert p.adapters_["new"].name == "stack" and p.adapters_["new"].candidates_[0] == "nnls+bayes"
+    good = p.save(tmp_path / "adapted.edgeperf")
+    _rewrite(good, bad, _replace_array("adapted/0/candidate0/weights_", np.ones(2)))
+    with pytest.raises(ModelFileError, match="weights"):
+        ep.load(bad)
+    _rewrite(good, bad, _edit_meta(_set_nested(["adapted", "new", "state", "candidate_states", 0, "state_version"], 1)))
+    with pytest.raises(ModelFileError, match="state version"):
         ep.load(bad)
 
 

@@ -243,7 +243,7 @@ def test_a_device_unlike_every_training_device_is_fitted_through_compute(joint, 
 
     refs = ep.predictors.reference_archs("nasbench201")
     archs = refs + list(wide.index[(wide["arch_index"] >= 300) & (wide["arch_index"] < 310)])
-    joint.adapt("accelerator", archs=archs, values=accelerator_ms(archs))
+    joint.adapt("accelerator", archs=archs, values=accelerator_ms(archs), strategy="nnls+bayes")
     fitted = joint.adapters_["accelerator"]
     assert fitted.nnls_share_ == 1.0
     weights = dict(zip(fitted.basis_, fitted.weights_))
@@ -253,7 +253,7 @@ def test_a_device_unlike_every_training_device_is_fitted_through_compute(joint, 
     assert metrics.spearman(truth, joint.predict(test_archs, device="accelerator")) > 0.95
 
     # a device like the training ones keeps the prior
-    joint.adapt("gpu-like", archs=archs, values=wide.loc[archs, "2080ti_1"])
+    joint.adapt("gpu-like", archs=archs, values=wide.loc[archs, "2080ti_1"], strategy="nnls+bayes")
     assert joint.adapters_["gpu-like"].nnls_share_ == 0.5
 
 

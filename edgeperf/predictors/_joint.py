@@ -15,7 +15,7 @@ measurements.
 
 Unseen devices: ``adapt(device, archs=, values=, strategy=)`` fits one of the
 strategies of :mod:`edgeperf.predictors.adapt` (default
-:data:`DEFAULT_ADAPT_STRATEGY`, chosen by ``benchmarks/fewshot_help.py``) on the
+:data:`DEFAULT_ADAPT_STRATEGY`, chosen by ``benchmarks/fewshot_unseen.py``) on the
 target measurements, given this model's predictions for the training devices
 (the strategies' basis) and three analytic pseudo-devices (MACs, params, memory
 traffic) for one-hot encodings. Adapting a name that is already known raises

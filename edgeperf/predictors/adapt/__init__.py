@@ -1,7 +1,7 @@
 """Few-shot adaptation strategies: how a joint model learns an unseen device from a few measurements.
 
 Each strategy is an :class:`AdaptStrategy` registered by name; ``JointPredictor.adapt(...,
-strategy=name)`` picks one (default :data:`DEFAULT`, chosen by ``benchmarks/fewshot_help.py``).
+strategy=name)`` picks one (default :data:`DEFAULT`, chosen by ``benchmarks/fewshot_unseen.py``).
 
 >>> from edgeperf.predictors import adapt
 >>> adapt.names()[:3]
@@ -22,9 +22,12 @@ from edgeperf.predictors.adapt import _combination  # noqa: E402,F401  isort: sk
 from edgeperf.predictors.adapt import _bayes  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _signature  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _synthetic  # noqa: E402,F401  isort: skip
+from edgeperf.predictors.adapt import _analytic  # noqa: E402,F401  isort: skip
+from edgeperf.predictors.adapt import _stack  # noqa: E402,F401  isort: skip
 
 __all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "register", "get", "names", "DEFAULT", "STATE_VERSION",
            "MIN_MEASUREMENTS"]
 
-#: The default strategy, chosen by measurement (benchmarks/fewshot_help.py).
-DEFAULT = "nnls+bayes"
+#: The default strategy, chosen by measurement on the adversarial splits of benchmarks/fewshot_unseen.py
+#: (mean and worst split over NAS-Bench-201, FBNet and OFA; it replaced "nnls+bayes").
+DEFAULT = "stack"

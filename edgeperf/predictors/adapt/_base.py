@@ -233,6 +233,15 @@ class AdaptStrategy(abc.ABC):
         """Raise ModelFileError when the fitted state does not fit ``host`` (e.g. basis names)."""
 
 
+def onehot_space(host: AdaptHost, name: str) -> str:
+    """The host's space, for a strategy that decodes per-layer costs from one-hot rows
+    (:class:`AdaptationError` when the joint model has another encoding)."""
+    if "@macs" not in host.basis_names:
+        raise AdaptationError(f"strategy {name!r} needs the one-hot encoding (analytic costs per layer); "
+                              "fit the joint model with encoding='onehot' or pick another strategy")
+    return host.space
+
+
 def check_lengths(name: str, **pairs: tuple[int, int]) -> None:
     """ModelFileError unless each (got, expected) pair agrees."""
     for k, (got, want) in pairs.items():

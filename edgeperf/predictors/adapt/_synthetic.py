@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeperf.errors import AdaptationError, EdgePerfError, ModelFileError
-from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
+from edgeperf.errors import EdgePerfError, ModelFileError
+from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths, onehot_space
 from edgeperf.predictors.adapt._combination import fit_combination
 from edgeperf.predictors.adapt._registry import register
 
@@ -83,12 +83,8 @@ class SyntheticNNLSStrategy(AdaptStrategy):
         b, w = fit_combination(np.hstack([data.columns(host, basis), S[:, top]]), data.logy, "nnls")
         return {"basis_": basis, "synthetic_": [bank.devices[i].name for i in top], "intercept_": b, "weights_": w}
 
-    @staticmethod
-    def _space(host) -> str:
-        if "@macs" not in host.basis_names:
-            raise AdaptationError("strategy 'nnls+synthetic' needs the one-hot encoding (analytic costs per layer); "
-                                  "fit the joint model with encoding='onehot' or pick another strategy")
-        return host.space
+    def _space(self, host) -> str:
+        return onehot_space(host, self.name)
 
     def _chosen(self, n_choices: int):
         """The chosen synthetic devices, prepared (rebuilt when the state changes)."""
