@@ -318,6 +318,13 @@ def test_bundled_images_are_on_disk_and_held_out_photographs_differ():
     np.testing.assert_array_equal(ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=0).train, images.train)
 
 
+def test_held_out_crops_do_not_depend_on_the_training_crops():
+    a = ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=0)
+    b = ImageSet.bundled(resolution=32, n_train=40, n_held_out=4, seed=0)
+    np.testing.assert_array_equal(a.held_out, b.held_out)
+    assert not torch.equal(a.held_out, ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=1).held_out)
+
+
 def test_a_labelled_dataloader_gives_real_accuracy_next_to_fidelity():
     from edgeperf.bespoke._train import fidelity
 
