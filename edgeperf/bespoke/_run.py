@@ -16,7 +16,7 @@ from edgeperf.bespoke._house import (DEFAULT_RATIOS, DEFAULT_RESOLUTION, FINETUN
 from edgeperf.bespoke._latency import parse_target
 from edgeperf.bespoke._report import plot_target, write_json
 from edgeperf.bespoke._train import DistillConfig
-from edgeperf.errors import InvalidParameterError
+from edgeperf.errors import BudgetInfeasibleError, InvalidParameterError
 
 __all__ = ["RunConfig", "run"]
 
@@ -86,13 +86,18 @@ def run(cfg: RunConfig, *, log=print) -> dict:
     for target in cfg.targets:
         name = parse_target(target).name
         lat = house.latency_[name]
-        results, baselines = [], []
+        results, baselines, infeasible = [], [], []
         curve = uniform_pruning_curve(house, name) if cfg.baselines else None
         for ratio in cfg.budget_ratios:
-            student, r = house.search(target=name, budget_ratio=ratio, lam=cfg.lam, steps=cfg.steps,
-                                      finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr,
-                                      hint_weight=cfg.hint_weight, rerank=cfg.rerank, seed=cfg.seed,
-                                      progress=cfg.progress)
+            try:
+                student, r = house.search(target=name, budget_ratio=ratio, lam=cfg.lam, steps=cfg.steps,
+                                          finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr,
+                                          hint_weight=cfg.hint_weight, rerank=cfg.rerank, seed=cfg.seed,
+                                          progress=cfg.progress)
+            except BudgetInfeasibleError as exc:  # one budget out of reach: report it, go on with the others
+                infeasible.append({"budget_ratio": ratio, "error": str(exc)})
+                log(f"{name} budget {ratio:g} x teacher: {exc}")
+                continue
             stem = f"student-{name.replace(':', '-')}-{ratio:g}"
             torch.save(student.state_dict(), out / f"{stem}.pt")
             r["student_state_dict"] = str(out / f"{stem}.pt")
@@ -112,7 +117,8 @@ def run(cfg: RunConfig, *, log=print) -> dict:
                            baselines=baselines + donors_measured)
         report["targets"][name] = {
             "teacher_ms": lat["teacher_ms"], "context_scale": lat["context_scale"], "device": lat["device"],
-            "profile_cpu_s": lat["cpu_s"], "students": results, "donor_networks": donors_measured,
+            "profile_cpu_s": lat["cpu_s"], "students": results, "infeasible": infeasible,
+            "donor_networks": donors_measured,
             "uniform_pruning_relative_latency": {f"{k:g}": v for k, v in (curve or {}).items()}, "plot": str(plot),
         }
     write_json(report, out / "report.json")

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, min=0.0, help="Block-distillation learning rate (Adam)."),
         finetune_lr: float = typer.Option(3e-3, min=0.0, help="Students' KD fine-tuning learning rate (SGD)."),
         finetune_epochs: int = typer.Option(4, min=0, help="KD fine-tuning epochs of each student."),
-        hint_weight: float = typer.Option(1.0, min=0.0, help="Weight of the feature hints (MSE at each replaced "
+        hint_weight: float = typer.Option(0.0, min=0.0, help="Weight of the feature hints (MSE at each replaced "
                                           "block's output) in the KD fine-tuning; 0 = logits only."),
         rerank: int = typer.Option(8, min=1, help="Best annealing solutions rebuilt and compared as whole students."),
         channel_mode: List[str] = typer.Option(["select"], help="Donor channel mismatch: select (largest-magnitude "
