@@ -53,8 +53,9 @@ DROP_METRICS = ("kl", "disagreement")
 FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, HINT_WEIGHT = 16, 4, 3e-3, 0.0
 #: Best annealing sets rebuilt and compared jointly (:meth:`House.rerank`), on this many training crops.
 RERANK, RERANK_IMAGES = 8, 64
-#: A student must measure this fraction under its budget (room for the noise of a later timing).
-BUDGET_MARGIN = 0.03
+#: A student must measure this fraction under its budget (room for the noise of a later timing);
+#: one measuring more than RELAX under that goal is searched again with a looser estimated budget.
+BUDGET_MARGIN, RELAX = 0.03, 0.1
 
 
 def _cpu_s() -> float:
@@ -331,11 +332,12 @@ class House:
            within the estimated budget; each is built and its KL to the teacher measured on
            training crops (:meth:`rerank`); the best measured one is kept.
         2. It is timed alternately with the teacher (:meth:`ModuleLatency.relative`): a ratio budget
-           is checked as a ratio, so load that changes between minutes cancels. Above ``(1 -
-           margin)`` x the budget the search runs again against an estimated budget tightened by
-           the overshoot (up to ``max_attempts`` searches; the weights do not change latency, so
-           fine-tuning waits for an architecture that fits). ``margin`` leaves room for the noise
-           of a later measurement.
+           is checked as a ratio, so load that changes between minutes cancels. The goal is ``(1 -
+           margin)`` x the budget (room for the noise of a later measurement): above it the search
+           runs again against an estimated budget tightened by the overshoot, more than
+           :data:`RELAX` under it against one loosened alike (up to ``max_attempts`` searches; the
+           weights do not change latency, so fine-tuning waits for the architecture). Of the
+           students within budget, the one with the lowest KL on the selection crops is kept.
         3. KD fine-tuning from the teacher with hints at every replaced block's output.
 
         Returns ``(student_module, report_dict)``.
@@ -366,7 +368,7 @@ class House:
                             raise
                         break  # tightened past what the house can reach: keep the best student so far
                     sets = result.runners_up or [result.chosen]
-                    pick, joint = self.rerank(sets) if len(sets) > 1 else (0, [])
+                    pick, joint = self.rerank(sets)
                     chosen = sets[pick]
                     search_cpu_s += _cpu_s() - ts
                     ids = [c.alt for c in chosen]
@@ -374,7 +376,7 @@ class House:
                     entry = {"search_budget_ms": search_budget,
                              "est_latency_ms": lat["teacher_ms"] + sum(c.delta_ms for c in chosen),
                              "chosen": ids, "rerank_kl": [f["kl"] for f in joint], "rerank_pick": pick,
-                             "est_drop": float(sum(c.drop for c in chosen))}
+                             "est_drop": float(sum(c.drop for c in chosen)), "selection_kl": joint[pick]["kl"]}
                     if timer is None:
                         attempts.append(entry)
                         best = (chosen, student, entry, result)
@@ -386,12 +388,16 @@ class House:
                     entry.update(measured_ms=rel["ms"], teacher_ms=rel["reference_ms"], relative_latency=rel["ratio"],
                                  ratios=rel["ratios"], within_budget=got <= limit)
                     attempts.append(entry)
-                    rank = (entry["within_budget"], -got)  # within budget first, then the fastest
+                    # Within budget first, then the most faithful on the selection crops; else the fastest.
+                    rank = (True, -entry["selection_kl"]) if entry["within_budget"] else (False, -got)
                     if best is None or rank > best_rank:
                         best, best_rank = (chosen, student, entry, result), rank
-                    if got <= (1 - margin) * limit:
+                    goal = (1 - margin) * limit
+                    if (1 - RELAX) * goal <= got <= goal:
                         break
-                    search_budget *= (1 - margin) * limit / got
+                    # Over the goal: tighten the estimated budget by the overshoot; far under it (the
+                    # additive estimate was pessimistic): loosen it, so fewer blocks need replacing.
+                    search_budget *= goal / got
                 device = timer.describe() if timer else None
             finally:
                 if timer:
