@@ -318,6 +318,13 @@ def test_bundled_images_are_on_disk_and_held_out_photographs_differ():
     np.testing.assert_array_equal(ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=0).train, images.train)
 
 
+def test_held_out_crops_do_not_depend_on_the_training_crops():
+    a = ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=0)
+    b = ImageSet.bundled(resolution=32, n_train=40, n_held_out=4, seed=0)
+    np.testing.assert_array_equal(a.held_out, b.held_out)
+    assert not torch.equal(a.held_out, ImageSet.bundled(resolution=32, n_train=8, n_held_out=4, seed=1).held_out)
+
+
 def test_a_labelled_dataloader_gives_real_accuracy_next_to_fidelity():
     from edgeperf.bespoke._train import fidelity
 
@@ -342,3 +349,125 @@ def test_profiling_a_fraction_predicts_the_rest_from_graph_features(tiny_house):
     assert set(lat["alt_ms"]) == {a.id for a in house.alternatives}
     assert all(ms > 0 and np.isfinite(ms) for ms in lat["alt_ms"].values())
     assert lat["predictor_cv_mape"] >= 0
+
+
+# ---- changes of bespoke2: runners-up, joint re-estimate, paired timing, reconstruction -------
+def test_annealing_returns_distinct_runners_up_within_budget_best_first():
+    base, budget = 12.0, 7.0
+    got = anneal(TOY, base_ms=base, budget_ms=budget, steps=3000, seed=1, keep=4)
+    sets = [frozenset(c.alt for c in s) for s in got.runners_up]
+    assert 1 < len(sets) <= 4 and len(set(sets)) == len(sets)
+    assert sets[0] == {c.alt for c in got.chosen}
+    scores = [score(s, base, budget, 1.0) for s in got.runners_up]
+    assert all(lat <= budget for _, lat, _ in scores)
+    assert [s for s, _, _ in scores] == sorted(s for s, _, _ in scores)
+
+
+def test_rerank_picks_the_set_whose_whole_student_is_most_faithful(tiny_house):
+    from edgeperf.bespoke._train import fidelity
+
+    house, _, _, _ = tiny_house
+    cands = {c.alt: c for c in house.candidates("onnxruntime:t1")}
+    sets = [[cands[a.id]] for a in house.alternatives[:4]]
+    pick, found = house.rerank(sets)
+    x, logits = house._selection_logits()
+    want = [fidelity(house.student([s[0].alt]), logits, x)["kl"] for s in sets]
+    assert [f["kl"] for f in found] == pytest.approx(want)
+    assert pick == int(np.argmin(want))
+    assert not any(torch.equal(x[0], h) for h in house.data.held_out)  # chosen on training crops only
+
+
+class _ScriptedTimer:
+    """Stands in for ModuleLatency: the teacher always takes 10 ms, students take scripted times."""
+
+    def __init__(self, student_ms):
+        self.student_ms = list(student_ms)
+        self.calls = []
+
+    def __call__(self, target, **_):
+        return self
+
+    def ms(self, module, input_shape, *, key=None):
+        self.calls.append(key)
+        return 10.0 if key == "teacher" else self.student_ms.pop(0)
+
+    relative = __import__("edgeperf.bespoke._latency", fromlist=["ModuleLatency"]).ModuleLatency.relative
+    target = __import__("edgeperf.bespoke._latency", fromlist=["parse_target"]).parse_target("onnxruntime:t1")
+
+    def describe(self):
+        return {"target": "scripted"}
+
+    def close(self):
+        pass
+
+
+def test_relative_timing_alternates_with_the_reference_and_takes_the_median_ratio():
+    timer = _ScriptedTimer([5.0, 9.0, 6.0])
+    got = timer.relative(nn.Identity(), nn.Identity(), (3, RES, RES), key="s", reference_key="teacher", rounds=3)
+    assert timer.calls == ["teacher", "s", "teacher", "s", "teacher", "s", "teacher"]
+    assert got["ratios"] == pytest.approx([0.5, 0.9, 0.6]) and got["ratio"] == pytest.approx(0.6)
+
+
+def test_search_tightens_until_the_student_measures_under_budget_with_margin(tiny_house, monkeypatch):
+    import edgeperf.bespoke._house as house_module
+
+    house, _, _, _ = tiny_house
+    teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
+    fastest, _ = min_latency(house.candidates("onnxruntime:t1"), teacher_ms)
+    ratio = fastest / teacher_ms / 0.9  # every tightened estimated budget stays reachable
+    # 3% over the budget, then 1% under it (inside the 3% margin), then 50% under (too far: loosen), then in the band
+    timer = _ScriptedTimer([10 * ratio * f for f in (1.03, 0.99, 0.5, 0.9) for _ in range(3)])
+    monkeypatch.setattr(house_module, "ModuleLatency", timer)
+    _, report = house.search(target="onnxruntime:t1", budget_ratio=ratio, steps=300, finetune_epochs=0, margin=0.03)
+    got = [a["relative_latency"] for a in report["attempts"]]
+    assert got == pytest.approx([ratio * 1.03, ratio * 0.99, ratio * 0.5, ratio * 0.9])
+    budgets = [a["search_budget_ms"] for a in report["attempts"]]
+    assert budgets[1:] == pytest.approx([budgets[0] * 0.97 / 1.03, budgets[1] * 0.97 / 0.99, budgets[2] * 0.97 / 0.5])
+    within = [a for a in report["attempts"] if a["within_budget"]]
+    assert report["within_budget"] and report["relative_latency"] <= ratio
+    assert report["search"]["chosen"] == min(within, key=lambda a: a["selection_kl"])["chosen"]
+
+
+def test_least_squares_reconstruction_lowers_a_pruned_block_mse():
+    from edgeperf.bespoke._train import _mse, reconstruct_pruned
+
+    g = _graph(_tiny(0))
+    alt = pruned_alternative(g, g.block(1, 2), "tiny", 0.75)
+    images = _images(64, 16)
+    before = _mse(g, alt, (1, 2), images.held_out, 16)
+    reconstruct_pruned(g, [alt], lambda a: (1, 2), images.train)
+    assert _mse(g, alt, (1, 2), images.held_out, 16) < 0.7 * before
+
+
+def test_hints_tap_each_replaced_block_output_beside_the_teacher(tiny_house):
+    house, _, _, _ = tiny_house
+    alt = next(a for a in house.alternatives if a.kind == "pruned")
+    student = house.student([alt.id])
+    s_taps, t_taps = house.hints(student, [alt.id])
+    x = torch.rand(2, 3, RES, RES)
+    (s_act, s_logits), (t_act, t_logits) = s_taps(x), t_taps(x)
+    b = house.block(alt.block)
+    assert s_act.shape == t_act.shape == (2, *b.out_shape)
+    torch.testing.assert_close(s_logits, student(x))
+    torch.testing.assert_close(t_act, house.graph.submodule(0, b.end)(x))
+    torch.testing.assert_close(s_act, alt.module(house.graph.submodule(0, b.start)(x)))
+
+
+def test_tvm_gets_constant_folded_onnx_it_can_import(tmp_path):
+    pytest.importorskip("tvm")
+    import onnx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from edgeperf.bespoke._latency import _ModuleSpace
+
+    padded = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 4, 3, 2))  # EfficientNet's "same" padding
+    for fold in (False, True):
+        space = _ModuleSpace(tmp_path / f"cache{fold}", fold_constants=fold)
+        (tmp_path / f"cache{fold}").mkdir()
+        path = space.export_onnx(space.add("m", padded, (3, 8, 8)), tmp_path / f"m{fold}.onnx")
+        model = onnx.load(str(path))
+        if fold:
+            from_onnx(model, shape_dict={"input": (1, 3, 8, 8)}, keep_params_in_input=False)
+        else:
+            with pytest.raises(Exception, match="[Dd]ynamic pads"):
+                from_onnx(model, shape_dict={"input": (1, 3, 8, 8)}, keep_params_in_input=False)

@@ -4,9 +4,12 @@ pretrained networks (as shipped; they are ImageNet classifiers already)."""
 
 from __future__ import annotations
 
+import tempfile
+
 import torch
 
 from edgeperf.bespoke import donors as donor_registry
+from edgeperf.bespoke._house import FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, HINT_WEIGHT
 from edgeperf.bespoke._latency import ModuleLatency
 from edgeperf.bespoke._prune import uniform_prune
 from edgeperf.bespoke._train import fidelity, kd_finetune, params_of
@@ -17,29 +20,40 @@ __all__ = ["UNIFORM_RATIOS", "uniform_pruning_curve", "uniform_baseline", "donor
 UNIFORM_RATIOS = (0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def _relative(target: str, models: dict, house) -> dict:
+    """Each model's latency relative to the teacher, timed alternately with it
+    (:meth:`ModuleLatency.relative`: absolute milliseconds drift with the load of a shared machine)."""
+    with tempfile.TemporaryDirectory(prefix="edgeperf-bespoke-") as cache:
+        timer = ModuleLatency(target, export_cache=cache)
+        try:
+            return {k: timer.relative(m, house.teacher, house.input_shape, key=f"baseline-{k}", reference_key="teacher")
+                    for k, m in models.items()}
+        finally:
+            timer.close()
+
+
 def uniform_pruning_curve(house, target: str, ratios=UNIFORM_RATIOS) -> dict[float, float]:
-    """Measured latency of the uniformly pruned teacher at each ratio, relative to the teacher
-    measured in the same minute (absolute milliseconds drift with the load of a shared machine)."""
+    """Measured latency of the uniformly pruned teacher at each ratio, relative to the teacher."""
     example = torch.zeros(1, *house.input_shape)
-    timer = ModuleLatency(target)
-    try:
-        teacher_ms = timer.ms(house.teacher, house.input_shape)
-        return {r: timer.ms(uniform_prune(house.teacher, r, example), house.input_shape) / teacher_ms for r in ratios}
-    finally:
-        timer.close()
+    models = {r: uniform_prune(house.teacher, r, example) for r in ratios}
+    return {r: v["ratio"] for r, v in _relative(target, models, house).items()}
 
 
 def uniform_baseline(house, target: str, relative_latency: float, curve: dict[float, float], *,
-                     finetune_epochs: int = 1, finetune_lr: float = 3e-4, seed: int = 0) -> dict:
+                     finetune_epochs: int = FINETUNE_EPOCHS, finetune_lr: float = FINETUNE_LR,
+                     hint_weight: float = HINT_WEIGHT, seed: int = 0) -> dict:
     """The uniformly pruned teacher at the least pruning whose latency relative to the teacher is
-    at most ``relative_latency`` (else the fastest measured), fine-tuned by KD like the students."""
+    at most ``relative_latency`` (else the fastest measured), fine-tuned by KD like the students
+    (same epochs and learning rate, hints at every cut point: every block of it changed)."""
     fits = [r for r, rel in curve.items() if rel <= relative_latency]
     ratio = min(fits) if fits else min(curve, key=curve.get)
     model = uniform_prune(house.teacher, ratio, torch.zeros(1, *house.input_shape))
     data = house._need_data()
     before = fidelity(model, house.teacher_logits(), data.held_out, labels=data.held_out_labels)
     if finetune_epochs:
-        kd_finetune(model, house.teacher, data.train, epochs=finetune_epochs, lr=finetune_lr, seed=seed)
+        kd_finetune(model, house.teacher, data.train, epochs=finetune_epochs, batch_size=FINETUNE_BATCH,
+                    lr=finetune_lr, seed=seed, hints=house.hints(model) if hint_weight else None,
+                    hint_weight=hint_weight)
     return {
         "name": f"uniform pruning {ratio:.2f}", "ratio": ratio, "relative_latency": curve[ratio], "params": params_of(model),
         "fidelity_before_finetune": before,
@@ -51,11 +65,6 @@ def donor_baseline(house, name: str, target: str) -> dict:
     """A whole pretrained network at the house's resolution, measured and scored as shipped."""
     model = donor_registry.get(name)().build(resolution=house.resolution)
     data = house._need_data()
-    timer = ModuleLatency(target)
-    try:
-        teacher_ms = timer.ms(house.teacher, house.input_shape)
-        ms = timer.ms(model, house.input_shape)
-    finally:
-        timer.close()
-    return {"name": name, "measured_ms": ms, "relative_latency": ms / teacher_ms, "params": params_of(model),
+    rel = _relative(target, {name: model}, house)[name]
+    return {"name": name, "measured_ms": rel["ms"], "relative_latency": rel["ratio"], "params": params_of(model),
             "fidelity": fidelity(model, house.teacher_logits(), data.held_out, labels=data.held_out_labels)}

@@ -36,6 +36,8 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _CROP_SCALE = (0.08, 1.0)
 #: Brightness / contrast jitter (multiplicative, +-).
 _JITTER = 0.2
+#: Random streams of the training and held-out crops (one generator each, seeded by ``[seed, stream]``).
+_TRAIN_STREAM, _HELD_OUT_STREAM = 0, 1
 
 
 def _package_dir(module: str) -> Path | None:
@@ -142,16 +144,18 @@ class ImageSet:
         train_names = [n for n in names if n not in set(held_out)]
         if not train_names:
             raise DataValidationError("every image is held out: leave some for training")
-        rng = np.random.default_rng(seed)
         pixels = {n: _load_rgb(files[n]) for n in names}
 
-        def crops(pool, n, augment):
+        def crops(pool, n, augment, stream):
+            # One generator per set: the held-out crops depend only on (seed, held-out photographs),
+            # never on how many training crops were drawn or how they were augmented.
+            rng = np.random.default_rng([seed, stream])
             picks = rng.integers(0, len(pool), size=n)
             return torch.stack([_crop(pixels[pool[i]], resolution, rng, augment) for i in picks])
 
         return cls(
-            train=crops(train_names, n_train, True),
-            held_out=crops(list(held_out), n_held_out, False),
+            train=crops(train_names, n_train, True, _TRAIN_STREAM),
+            held_out=crops(list(held_out), n_held_out, False, _HELD_OUT_STREAM),
             resolution=resolution,
             train_sources=tuple(train_names),
             held_out_sources=tuple(held_out),

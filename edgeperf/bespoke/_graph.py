@@ -26,6 +26,7 @@ __all__ = [
     "trace",
     "cut_points",
     "enumerate_blocks",
+    "tap",
 ]
 
 #: Default number of consecutive units one block may span.
@@ -332,6 +333,11 @@ class BlockGraph:
         graph.output(tuple(env[self.cuts[i]] for i in cut_indices) + (logits,))
         return fx.GraphModule(self.gm, graph, class_name="CutActivations")
 
+    @staticmethod
+    def replaced_target(block: Block) -> str:
+        """Name of the submodule that replaces ``block`` in :meth:`replaced`'s result."""
+        return f"bespoke_{block.key.replace('-', '_')}"
+
     def replaced(self, replacements: Sequence[tuple[Block, object]]):
         """A new ``GraphModule``: the model with each block swapped for its module.
 
@@ -353,7 +359,7 @@ class BlockGraph:
         for n in self.gm.graph.nodes:
             if n.name in by_output:
                 i, b = by_output[n.name]
-                target = f"bespoke_{b.key.replace('-', '_')}"
+                target = self.replaced_target(b)
                 root[target] = chosen[i][1]
                 env[n] = graph.call_module(target, (env[names[b.input_node]],))
                 continue
@@ -364,6 +370,27 @@ class BlockGraph:
             env[n] = graph.node_copy(n, lambda a: env[a])
         graph.lint()
         return fx.GraphModule(root, graph, class_name="Student")
+
+
+def tap(gm, node_names: Sequence[str]):
+    """A ``GraphModule`` sharing ``gm``'s modules that returns the outputs of the named nodes and,
+    last, ``gm``'s output: intermediate activations for feature distillation."""
+    import torch.fx as fx
+
+    graph = fx.Graph()
+    env: dict = {}
+    named = {}
+    for n in gm.graph.nodes:
+        if n.op == "output":
+            out = env[n.args[0]]
+            continue
+        env[n] = graph.node_copy(n, lambda a: env[a])
+        named[n.name] = env[n]
+    missing = [k for k in node_names if k not in named]
+    if missing:
+        raise BespokeError(f"no node named {missing} in the model")
+    graph.output(tuple(named[k] for k in node_names) + (out,))
+    return fx.GraphModule(gm, graph, class_name="Tapped")
 
 
 def _get_attr(module, target: str):

@@ -68,13 +68,17 @@ class _ModuleSpace:
     """Looks like a search space to a profiler: each "arch" is a key of a module to time.
 
     With ``export_cache`` (a folder), each key's ONNX file is exported once and copied for later
-    targets: a house profiled on several ONNX targets exports every module once."""
+    targets: a house profiled on several ONNX targets exports every module once. With
+    ``fold_constants``, each export is constant-folded by ONNX Runtime's basic (ONNX-only) graph
+    optimisations: the TorchScript exporter computes the pads of "same"-padded convolutions
+    (EfficientNet) with a chain of shape ops, which TVM's importer rejects as dynamic pads."""
 
     name = "bespoke"
 
-    def __init__(self, export_cache: Path | None = None):
+    def __init__(self, export_cache: Path | None = None, *, fold_constants: bool = False):
         self._modules: dict[str, tuple] = {}
         self._cache = export_cache
+        self._fold = fold_constants
 
     def add(self, key: str, module, input_shape) -> str:
         self._modules[key] = (module, tuple(int(s) for s in input_shape))
@@ -97,7 +101,7 @@ class _ModuleSpace:
         module, shape = self._modules[arch]
         cached = None
         if self._cache is not None:
-            digest = hashlib.sha1(f"{arch}|{batch_size}".encode()).hexdigest()[:16]
+            digest = hashlib.sha1(f"{arch}|{batch_size}|{self._fold}".encode()).hexdigest()[:16]
             cached = self._cache / f"{digest}.onnx"
             if cached.is_file():
                 shutil.copyfile(cached, path)
@@ -105,9 +109,29 @@ class _ModuleSpace:
         with warnings.catch_warnings():  # the exporter's constant-folding notes on index_select/Slice
             warnings.simplefilter("ignore", UserWarning)
             export_module_onnx(module, (batch_size, *shape), path)
+        if self._fold:
+            _fold_constants(Path(path))
         if cached is not None:
             shutil.copyfile(path, cached)
         return Path(path)
+
+
+def _fold_constants(path: Path) -> None:
+    import onnxruntime as ort
+
+    folded = path.with_suffix(".folded.onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(folded)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    folded.replace(path)
+
+
+#: Ratios (model timing / reference timings around it) whose median :meth:`ModuleLatency.relative`
+#: reports; fewer on TVM, where every timing recompiles the model (seconds per model here).
+PAIRED_ROUNDS, PAIRED_ROUNDS_BY_KIND = 3, {"tvm": 1}
+#: Targets whose importer needs constant-folded ONNX (see :class:`_ModuleSpace`).
+_FOLD_KINDS = ("tvm",)
 
 
 class ModuleLatency:
@@ -119,7 +143,8 @@ class ModuleLatency:
     def __init__(self, target: Target | str, *, protocol=None, export_cache=None, **options):
         self.target = parse_target(target) if isinstance(target, str) else target
         self.profiler = self.target.profiler(protocol, **options)
-        self._space = _ModuleSpace(Path(export_cache) if export_cache is not None else None)
+        self._space = _ModuleSpace(Path(export_cache) if export_cache is not None else None,
+                                   fold_constants=self.target.kind in _FOLD_KINDS)
         self._count = 0
 
     def stats(self, module, input_shape, *, key: str | None = None):
@@ -136,6 +161,26 @@ class ModuleLatency:
         on a shared machine the minimum is the estimate least disturbed by them (the median moved
         3x within minutes here). ``key`` names the module in the export cache."""
         return float(self.stats(module, input_shape, key=key).min_ms)
+
+    def relative(self, model, reference, input_shape, *, key: str | None = None, reference_key: str = "reference",
+                 rounds: int | None = None) -> dict:
+        """Latency of ``model`` relative to ``reference``, timed alternately (R M R ... M R): each
+        ratio divides one timing of the model by the mean of the reference's timings just before
+        and after it, so a change of load from one minute to the next cancels out; the median of
+        ``rounds`` ratios (default :data:`PAIRED_ROUNDS`) resists one disturbed pair.
+        Returns ``{"ratio", "ms", "reference_ms", "ratios"}`` (ms: medians of the timings)."""
+        import numpy as np
+
+        rounds = rounds or PAIRED_ROUNDS_BY_KIND.get(self.target.kind, PAIRED_ROUNDS)
+        key = key or f"model{self._count}"  # one key: an export cache serves every round
+        ref = [self.ms(reference, input_shape, key=reference_key)]
+        ms = []
+        for _ in range(rounds):
+            ms.append(self.ms(model, input_shape, key=key))
+            ref.append(self.ms(reference, input_shape, key=reference_key))
+        ratios = [m / ((a + b) / 2) for m, a, b in zip(ms, ref, ref[1:])]
+        return {"ratio": float(np.median(ratios)), "ms": float(np.median(ms)), "reference_ms": float(np.median(ref)),
+                "ratios": ratios}
 
     def describe(self) -> dict:
         spec = self.profiler.describe()

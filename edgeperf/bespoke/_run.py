@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from edgeperf.bespoke._baselines import donor_baseline, uniform_baseline, uniform_pruning_curve
-from edgeperf.bespoke._house import DEFAULT_RATIOS, DEFAULT_RESOLUTION, House, build_house, load_house
+from edgeperf.bespoke._house import (DEFAULT_RATIOS, DEFAULT_RESOLUTION, FINETUNE_EPOCHS, FINETUNE_LR, HINT_WEIGHT,
+                                     RERANK, House, build_house, load_house)
 from edgeperf.bespoke._latency import parse_target
 from edgeperf.bespoke._report import plot_target, write_json
 from edgeperf.bespoke._train import DistillConfig
-from edgeperf.errors import InvalidParameterError
+from edgeperf.errors import BudgetInfeasibleError, InvalidParameterError
 
 __all__ = ["RunConfig", "run"]
 
@@ -35,8 +36,11 @@ class RunConfig:
     n_held_out: int = 128
     distill_epochs: int = 2
     distill_lr: float = 1e-3
-    finetune_epochs: int = 1
-    finetune_lr: float = 3e-4
+    finetune_epochs: int = FINETUNE_EPOCHS
+    finetune_lr: float = FINETUNE_LR
+    hint_weight: float = HINT_WEIGHT  # feature hints at replaced blocks' outputs in the KD fine-tuning
+    rerank: int = RERANK  # best annealing sets rebuilt and compared jointly
+    channel_modes: tuple[str, ...] = ("select",)
     lam: float = 1.0
     steps: int = 5000
     images: str | None = None  # an image folder instead of the bundled photographs
@@ -63,7 +67,7 @@ def _open_house(cfg: RunConfig, log) -> House:
     log(f"building the house of {cfg.teacher} with donors {cfg.donors} at {cfg.resolution} px")
     return build_house(
         cfg.teacher, donors=cfg.donors, data=cfg.images, resolution=cfg.resolution, max_units=cfg.max_units,
-        ratios=cfg.ratios, donor_blocks_per_block=cfg.donor_blocks_per_block,
+        ratios=cfg.ratios, channel_modes=cfg.channel_modes, donor_blocks_per_block=cfg.donor_blocks_per_block,
         distill=DistillConfig(epochs=cfg.distill_epochs, lr=cfg.distill_lr, seed=cfg.seed), n_train=cfg.n_train,
         n_held_out=cfg.n_held_out, seed=cfg.seed, path=path, progress=cfg.progress,
     )
@@ -82,12 +86,18 @@ def run(cfg: RunConfig, *, log=print) -> dict:
     for target in cfg.targets:
         name = parse_target(target).name
         lat = house.latency_[name]
-        results, baselines = [], []
+        results, baselines, infeasible = [], [], []
         curve = uniform_pruning_curve(house, name) if cfg.baselines else None
         for ratio in cfg.budget_ratios:
-            student, r = house.search(target=name, budget_ratio=ratio, lam=cfg.lam, steps=cfg.steps,
-                                      finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr, seed=cfg.seed,
-                                      progress=cfg.progress)
+            try:
+                student, r = house.search(target=name, budget_ratio=ratio, lam=cfg.lam, steps=cfg.steps,
+                                          finetune_epochs=cfg.finetune_epochs, finetune_lr=cfg.finetune_lr,
+                                          hint_weight=cfg.hint_weight, rerank=cfg.rerank, seed=cfg.seed,
+                                          progress=cfg.progress)
+            except BudgetInfeasibleError as exc:  # one budget out of reach: report it, go on with the others
+                infeasible.append({"budget_ratio": ratio, "error": str(exc)})
+                log(f"{name} budget {ratio:g} x teacher: {exc}")
+                continue
             stem = f"student-{name.replace(':', '-')}-{ratio:g}"
             torch.save(student.state_dict(), out / f"{stem}.pt")
             r["student_state_dict"] = str(out / f"{stem}.pt")
@@ -95,7 +105,8 @@ def run(cfg: RunConfig, *, log=print) -> dict:
                 t0 = time.process_time()
                 r["uniform_pruning"] = uniform_baseline(house, name, r["relative_latency"], curve,
                                                         finetune_epochs=cfg.finetune_epochs,
-                                                        finetune_lr=cfg.finetune_lr, seed=cfg.seed)
+                                                        finetune_lr=cfg.finetune_lr, hint_weight=cfg.hint_weight,
+                                                        seed=cfg.seed)
                 r["uniform_pruning"]["cpu_s"] = time.process_time() - t0
                 baselines.append(r["uniform_pruning"])
             results.append(r)
@@ -106,7 +117,8 @@ def run(cfg: RunConfig, *, log=print) -> dict:
                            baselines=baselines + donors_measured)
         report["targets"][name] = {
             "teacher_ms": lat["teacher_ms"], "context_scale": lat["context_scale"], "device": lat["device"],
-            "profile_cpu_s": lat["cpu_s"], "students": results, "donor_networks": donors_measured,
+            "profile_cpu_s": lat["cpu_s"], "students": results, "infeasible": infeasible,
+            "donor_networks": donors_measured,
             "uniform_pruning_relative_latency": {f"{k:g}": v for k, v in (curve or {}).items()}, "plot": str(plot),
         }
     write_json(report, out / "report.json")

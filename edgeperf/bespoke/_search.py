@@ -51,6 +51,9 @@ class SearchResult:
     steps: int
     accepted: int
     history: list[float] = field(default_factory=list)  # best score every 1% of the run
+    #: The ``keep`` best distinct sets within budget that the run visited, best first (``chosen``
+    #: is the first when any fitted): candidates for a joint re-estimate of the whole student.
+    runners_up: list[list[Candidate]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -61,6 +64,7 @@ class SearchResult:
             "feasible": self.feasible,
             "steps": self.steps,
             "accepted": self.accepted,
+            "runners_up": [[c.alt for c in s] for s in self.runners_up],
         }
 
 
@@ -144,12 +148,35 @@ def _initial_temperature(current, candidates, rng, base_ms, budget_ms, lam, prob
     return float(np.median(ups)) if ups else 1.0
 
 
+class _Best:
+    """The ``keep`` lowest-scoring distinct sets within budget seen so far."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.sets: dict[frozenset, tuple[float, list[Candidate]]] = {}
+
+    def offer(self, chosen, s: float) -> None:
+        key = frozenset(c.alt for c in chosen)
+        if key in self.sets or self.keep < 1:
+            return
+        if len(self.sets) >= self.keep:
+            worst = max(self.sets, key=lambda k: self.sets[k][0])
+            if self.sets[worst][0] <= s:
+                return
+            del self.sets[worst]
+        self.sets[key] = (s, sorted(chosen, key=lambda c: c.start))
+
+    def ranked(self) -> list[list[Candidate]]:
+        return [v[1] for v in sorted(self.sets.values(), key=lambda v: v[0])]
+
+
 def anneal(candidates, *, base_ms: float, budget_ms: float, lam: float = 1.0, steps: int = 5000,
-           t_start: float | None = None, t_end_ratio: float = 1e-5, seed: int = 0) -> SearchResult:
+           t_start: float | None = None, t_end_ratio: float = 1e-5, seed: int = 0, keep: int = 1) -> SearchResult:
     """Simulated annealing over sets of non-overlapping candidates (see the module docstring).
 
     The temperature falls geometrically from ``t_start`` (default: the median uphill move from the
-    greedy start) to ``t_start * t_end_ratio``.
+    greedy start) to ``t_start * t_end_ratio``. ``keep``: how many of the best distinct sets within
+    budget to return in ``runners_up``.
 
     Raises :class:`BudgetInfeasibleError` when even the fastest combination (found exactly by
     :func:`min_latency`) is estimated over ``budget_ms``.
@@ -173,6 +200,9 @@ def anneal(candidates, *, base_ms: float, budget_ms: float, lam: float = 1.0, st
         current = fastest_set
     cur_score, lat, _ = score(current, base_ms, budget_ms, lam)
     best, best_score, best_feasible = list(current), cur_score, lat <= budget_ms
+    top = _Best(keep)
+    if best_feasible:
+        top.offer(current, cur_score)
     accepted, history = 0, []
     temp = t_start or _initial_temperature(current, candidates, rng, base_ms, budget_ms, lam)
     decay = t_end_ratio ** (1.0 / max(1, steps))
@@ -186,6 +216,8 @@ def anneal(candidates, *, base_ms: float, budget_ms: float, lam: float = 1.0, st
             current, cur_score = proposal, new_score
             accepted += 1
             feasible = lat <= budget_ms
+            if feasible:
+                top.offer(current, cur_score)
             if (feasible and not best_feasible) or (feasible == best_feasible and cur_score < best_score):
                 best, best_score, best_feasible = list(current), cur_score, feasible
         temp *= decay
@@ -193,4 +225,4 @@ def anneal(candidates, *, base_ms: float, budget_ms: float, lam: float = 1.0, st
             history.append(best_score)
     best.sort(key=lambda c: c.start)
     s, lat, drop = score(best, base_ms, budget_ms, lam)
-    return SearchResult(best, lat, drop, s, lat <= budget_ms, steps, accepted, history)
+    return SearchResult(best, lat, drop, s, lat <= budget_ms, steps, accepted, history, top.ranked())
