@@ -33,6 +33,7 @@ from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationEr
 from edgeperf.predictors import adapt as _adapt
 from edgeperf.predictors._base import BasePredictor, _lookup_rows, _space_index, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
+from edgeperf.predictors._fasttrees import FastJoint
 from edgeperf.predictors._io import finite_array, finite_list, str_list
 from edgeperf.predictors._params import Progress, check_common_params, check_progress
 from edgeperf.predictors._report import AdaptReport
@@ -284,6 +285,10 @@ class JointPredictor(BasePredictor):
         """Joint model for a device of this signature and static features (NaN = training mean)."""
         emb = _embedding(np.asarray(signature, np.float64), np.asarray(static, np.float64), self.static_means_)
         emb = emb.astype(np.float32)
+        fast = self._fast_joint()
+        out = fast.predict(emb, np.asarray(X, dtype=np.float32)) if fast is not None else None
+        if out is not None:
+            return float(np.mean(signature)) + out
         F = np.empty((X.shape[0], emb.size + X.shape[1]), dtype=np.float32)
         F[:, : emb.size] = emb
         F[:, emb.size :] = X
@@ -316,6 +321,14 @@ class JointPredictor(BasePredictor):
     def _reset_caches(self) -> None:
         super()._reset_caches()
         self._train_columns = None
+        self._fast = None
+
+    def _fast_joint(self) -> "FastJoint | None":
+        """Exact fast evaluation of an XGBoost joint model per device (``_fasttrees``; derived state)."""
+        fast = getattr(self, "_fast", None)
+        if fast is None and isinstance(self.model_, XGBoostRegressor):
+            fast = self._fast = FastJoint(self.model_.booster_)
+        return fast
 
     def _train_column(self, device) -> int:
         cols = getattr(self, "_train_columns", None)

@@ -1,0 +1,285 @@
+"""Exact fast evaluation of a fitted XGBoost joint model for one device at a time.
+
+The joint model's inputs are ``[device embedding, architecture encoding]``; for one device the
+embedding is constant, so every split on it is decided once (:meth:`TreeArrays.specialise`),
+leaving trees over the architecture encoding only. Those are evaluated in two ways, both equal
+to XGBoost's own prediction (same float32 comparisons, missing values follow each split's
+default direction, leaves summed in float32 in tree order onto ``base_score``):
+
+- few rows (single calls, the first call after ``adapt``): numpy walks all trees at once,
+  one vectorised step per depth level (:meth:`SpecialisedTrees.predict`);
+- many rows: the specialised trees are written back as an XGBoost model (smaller trees, no
+  embedding columns to build) and predicted by XGBoost's C++ predictor, in chunks.
+
+This is derived state: rebuilt from the booster when needed, never written to model files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+
+import numpy as np
+
+__all__ = ["TreeArrays", "SpecialisedTrees", "FastJoint"]
+
+#: Up to this many rows are walked in numpy; more go to the specialised XGBoost model.
+NUMPY_MAX_ROWS = 256
+#: A batch this large builds the specialised XGBoost model (about as costly as predicting it).
+BOOSTER_MIN_ROWS = 20_000
+#: Device embeddings whose specialised trees are kept (training devices, signature strategies).
+MAX_EMBEDDINGS = 64
+#: Rows per XGBoost call on the batched path (bounds the float32 copy of the input).
+BATCH_CHUNK_ROWS = 1 << 17
+
+
+class TreeArrays:
+    """The nodes of every tree of an XGBoost regression booster, as flat numpy arrays."""
+
+    def __init__(self, booster):
+        model = json.loads(bytes(booster.save_raw("json")))
+        learner = model["learner"]
+        self.n_jobs = int(json.loads(booster.save_config())["learner"]["generic_param"]["nthread"] or 1)
+        if learner["objective"]["name"] != "reg:squarederror":
+            raise ValueError(f"expected a reg:squarederror booster, got {learner['objective']['name']!r}")
+        params = learner["learner_model_param"]
+        self.base_score = np.float32(np.asarray(json.loads(params["base_score"]), dtype=np.float32).ravel()[0])
+        self.n_features = int(params["num_feature"])
+        trees = learner["gradient_booster"]["model"]["trees"]
+        sizes = np.array([len(t["left_children"]) for t in trees], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        cat = lambda key, dtype: np.concatenate([np.asarray(t[key], dtype=dtype) for t in trees])  # noqa: E731
+        if any(any(t["split_type"]) for t in trees):
+            raise ValueError("categorical splits are not supported by the fast path")
+        left, right = cat("left_children", np.int64), cat("right_children", np.int64)
+        self.is_leaf = left == -1
+        node_offset = np.repeat(offsets, sizes)
+        own = np.arange(left.size)
+        self.left = np.where(self.is_leaf, own, left + node_offset)
+        self.right = np.where(self.is_leaf, own, right + node_offset)
+        self.feature = cat("split_indices", np.int64)
+        self.condition = cat("split_conditions", np.float32)  # threshold, or the leaf value at leaves
+        self.default_left = cat("default_left", np.int64).astype(bool)
+        self.roots = offsets
+        learner["gradient_booster"]["model"]["trees"] = []
+        self.template = model  # everything but the trees, for the specialised XGBoost models
+
+    def specialise(self, fixed) -> "SpecialisedTrees":
+        """The trees for inputs whose first ``len(fixed)`` features are ``fixed``."""
+        fixed = np.asarray(fixed, dtype=np.float32)
+        k = fixed.size
+        decided = ~self.is_leaf & (self.feature < k)
+        value = fixed[np.where(decided, self.feature, 0)]
+        go_left = np.where(np.isnan(value), self.default_left, value < self.condition)
+        skip = np.arange(self.left.size)
+        skip[decided] = np.where(go_left, self.left, self.right)[decided]
+        while True:  # pointer jumping: each decided node points past every decided node below it
+            nxt = skip[skip]
+            if np.array_equal(nxt, skip):
+                break
+            skip = nxt
+        return SpecialisedTrees(self, skip, k)
+
+
+class SpecialisedTrees:
+    """Trees over the features after the fixed ones; ``predict(X)`` equals the booster's output."""
+
+    def __init__(self, trees: TreeArrays, skip: np.ndarray, k: int):
+        roots = skip[trees.roots]
+        # Reachable nodes in breadth-first order, a left child always followed by its sibling
+        # (XGBoost's predictor takes the right child as left + 1), grouped by tree.
+        left, right = skip[trees.left], skip[trees.right]
+        frontier, seen = roots, [roots]
+        depth = 0
+        while True:
+            inner = frontier[~trees.is_leaf[frontier]]
+            if inner.size == 0:
+                break
+            depth += 1
+            frontier = np.stack([left[inner], right[inner]], axis=1).ravel()
+            seen.append(frontier)
+        self.depth = depth
+        nodes = np.concatenate(seen)
+        tree_of = np.searchsorted(trees.roots, nodes, side="right") - 1
+        nodes = nodes[np.argsort(tree_of, kind="stable")]
+        remap = np.full(skip.size, -1, dtype=np.int64)
+        remap[nodes] = np.arange(nodes.size)
+        leaf = trees.is_leaf[nodes]
+        self.roots = remap[roots]
+        self.left = np.where(leaf, np.arange(nodes.size), remap[left[nodes]])
+        self.right = np.where(leaf, np.arange(nodes.size), remap[right[nodes]])
+        self.is_leaf = leaf
+        self.feature = np.where(leaf, 0, trees.feature[nodes] - k)
+        self.threshold = np.where(leaf, np.float32(np.nan), trees.condition[nodes]).astype(np.float32)
+        self.default_left = trees.default_left[nodes]
+        self.leaf_value = np.where(leaf, trees.condition[nodes], np.float32(0)).astype(np.float32)
+        self.tree_of_node = np.sort(tree_of)
+        self.base_score = trees.base_score
+        self.n_features = trees.n_features - k
+        self.template, self.n_jobs = trees.template, trees.n_jobs
+        self._booster = None
+        self._bit_of_node = None
+
+    @property
+    def n_trees(self) -> int:
+        return self.roots.size
+
+    # ---- numpy walk (few rows) ---------------------------------------------------------------
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """float64 predictions of the float32 rows ``X`` (n, n_features)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        n = X.shape[0]
+        if n > NUMPY_MAX_ROWS:
+            return self._predict_xgboost(X)
+        if n == 0:
+            return np.zeros(0)
+        if self._bit_of_node is None:
+            self._prepare_walk()
+        values = X[:, self._test_feature]
+        if np.isnan(values).any():
+            return self._predict_missing(X)
+        # One column per distinct (feature, threshold) test: 1 where the row goes right.
+        bits = np.zeros((n, self._test_feature.size + 1), dtype=np.intp)  # last column: leaves stay put
+        np.greater_equal(values, self._test_threshold, out=bits[:, :-1], casting="unsafe")
+        if n == 1:
+            bits = bits[0]
+            node = self.roots
+            for _ in range(self.depth):
+                node = self.left[node] + bits[self._bit_of_node[node]]
+            return _sum_in_tree_order(self.base_score, self.leaf_value[node][None, :])
+        flat = bits.ravel()
+        offset = (np.arange(n) * bits.shape[1])[:, None]
+        node = np.broadcast_to(self.roots, (n, self.n_trees))
+        for _ in range(self.depth):
+            node = self.left[node] + flat[offset + self._bit_of_node[node]]
+        return _sum_in_tree_order(self.base_score, self.leaf_value[node])
+
+    def _prepare_walk(self) -> None:
+        inner = ~self.is_leaf
+        tests = np.unique(np.stack([self.feature[inner], self.threshold[inner].view(np.int32)], axis=1), axis=0)
+        self._test_feature = tests[:, 0]
+        self._test_threshold = tests[:, 1].astype(np.int32).view(np.float32)
+        key = self.feature.astype(np.int64) << 32 | (self.threshold.view(np.int32).astype(np.int64) & 0xFFFFFFFF)
+        test_keys = self._test_feature.astype(np.int64) << 32 | (tests[:, 1] & 0xFFFFFFFF)
+        bit = np.searchsorted(test_keys, key)
+        self._bit_of_node = np.where(inner, bit, self._test_feature.size)
+
+    def _predict_missing(self, X: np.ndarray) -> np.ndarray:
+        """The walk with missing values (NaN): each split sends them its default way."""
+        n = X.shape[0]
+        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        rows = np.arange(n)[:, None] * self.n_features
+        flat = X.ravel()
+        for _ in range(self.depth):
+            x = flat[rows + self.feature[node]]
+            go_left = np.where(np.isnan(x), self.default_left[node], x < self.threshold[node])
+            node = np.where(go_left, self.left[node], self.right[node])
+        return _sum_in_tree_order(self.base_score, self.leaf_value[node])
+
+    # ---- XGBoost (many rows) -----------------------------------------------------------------
+    def _predict_xgboost(self, X: np.ndarray) -> np.ndarray:
+        booster = self.booster()
+        out = np.empty(X.shape[0])
+        for start in range(0, X.shape[0], BATCH_CHUNK_ROWS):
+            chunk = X[start : start + BATCH_CHUNK_ROWS]
+            out[start : start + len(chunk)] = booster.inplace_predict(chunk)
+        return out
+
+    @property
+    def has_booster(self) -> bool:
+        return self._booster is not None
+
+    def booster(self):
+        """The specialised trees as an XGBoost booster (built on first use)."""
+        if self._booster is None:
+            self._booster = _to_booster(self)
+        return self._booster
+
+
+def _sum_in_tree_order(base: np.float32, leaves: np.ndarray) -> np.ndarray:
+    """``base + leaves[:, 0] + leaves[:, 1] + ...`` in float32, as XGBoost accumulates (a
+    cumulative sum is sequential, unlike ``sum``'s pairwise order)."""
+    terms = np.empty((leaves.shape[0], leaves.shape[1] + 1), dtype=np.float32)
+    terms[:, 0] = base
+    terms[:, 1:] = leaves
+    return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1].astype(np.float64)
+
+
+def _to_booster(st: SpecialisedTrees):
+    """An XGBoost booster of the specialised trees (same base score, float32 thresholds and leaves)."""
+    import xgboost
+
+    template = json.loads(json.dumps(st.template))
+    n = st.left.size
+    starts = np.searchsorted(st.tree_of_node, np.arange(st.n_trees))
+    start_of = starts[st.tree_of_node]
+    own = np.arange(n)
+    inner = ~st.is_leaf
+    parent = np.full(n, 2147483647, dtype=np.int64)
+    parent[st.left[inner]] = own[inner] - start_of[inner]
+    parent[st.right[inner]] = own[inner] - start_of[inner]
+    left = np.where(inner, st.left - start_of, -1)
+    right = np.where(inner, st.right - start_of, -1)
+    cond = np.where(inner, st.threshold, st.leaf_value).astype(np.float32)
+    bounds = list(starts[1:])
+    pieces = {
+        "left_children": np.split(left, bounds), "right_children": np.split(right, bounds),
+        "parents": np.split(parent, bounds), "split_indices": np.split(st.feature, bounds),
+        "split_conditions": np.split(cond, bounds), "default_left": np.split(st.default_left.astype(np.int64), bounds),
+        "base_weights": np.split(np.where(inner, 0.0, cond).astype(np.float32), bounds),
+    }
+    n_feature = str(st.n_features)
+    trees = []
+    for t in range(st.n_trees):
+        size = len(pieces["left_children"][t])
+        tree = {k: [float(v) for v in pieces[k][t]] if pieces[k][t].dtype.kind == "f" else pieces[k][t].tolist()
+                for k in pieces}
+        tree.update(id=t, loss_changes=[0.0] * size, sum_hessian=[1.0] * size, split_type=[0] * size,
+                    categories=[], categories_nodes=[], categories_segments=[], categories_sizes=[],
+                    tree_param={"num_deleted": "0", "num_feature": n_feature, "num_nodes": str(size),
+                                "size_leaf_vector": "1"})
+        trees.append(tree)
+    learner = template["learner"]
+    learner["learner_model_param"]["num_feature"] = n_feature
+    learner["feature_names"], learner["feature_types"] = [], []
+    model = learner["gradient_booster"]["model"]
+    model.update(trees=trees, tree_info=[0] * st.n_trees, iteration_indptr=list(range(st.n_trees + 1)))
+    model["gbtree_model_param"]["num_trees"] = str(st.n_trees)
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(json.dumps(template).encode()))
+    booster.set_param({"nthread": st.n_jobs})
+    return booster
+
+
+class FastJoint:
+    """The specialised trees of one joint booster, per device embedding (a bounded memo).
+
+    ``predict(embedding, X)`` returns the booster's prediction for rows ``[embedding, X]``, or
+    None where the full booster is the cheaper way (a medium batch for an embedding whose
+    specialised XGBoost model is not built yet: building it costs about as much as predicting
+    :data:`BOOSTER_MIN_ROWS` rows).
+    """
+
+    def __init__(self, booster, *, max_embeddings: int = MAX_EMBEDDINGS):
+        self._source = booster
+        self._trees: "TreeArrays | None" = None
+        self._memo: "OrderedDict[bytes, SpecialisedTrees]" = OrderedDict()
+        self._max = max_embeddings
+
+    def specialised(self, embedding: np.ndarray) -> SpecialisedTrees:
+        key = embedding.tobytes()
+        st = self._memo.get(key)
+        if st is None:
+            if self._trees is None:
+                self._trees = TreeArrays(self._source)
+            st = self._memo[key] = self._trees.specialise(embedding)
+            if len(self._memo) > self._max:
+                self._memo.popitem(last=False)
+        return st
+
+    def predict(self, embedding: np.ndarray, X: np.ndarray) -> "np.ndarray | None":
+        st = self.specialised(embedding)
+        n = X.shape[0]
+        if n <= NUMPY_MAX_ROWS or st.has_booster or n >= BOOSTER_MIN_ROWS:
+            return st.predict(X)
+        return None
