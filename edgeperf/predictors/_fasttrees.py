@@ -155,14 +155,14 @@ class SpecialisedTrees:
         return _sum_in_tree_order(self.base_score, self.leaf_value[node])
 
     def _prepare_walk(self) -> None:
+        """The distinct (feature, threshold) tests and each node's test (leaves: the last, always 0)."""
         inner = ~self.is_leaf
-        tests = np.unique(np.stack([self.feature[inner], self.threshold[inner].view(np.int32)], axis=1), axis=0)
-        self._test_feature = tests[:, 0]
-        self._test_threshold = tests[:, 1].astype(np.int32).view(np.float32)
-        key = self.feature.astype(np.int64) << 32 | (self.threshold.view(np.int32).astype(np.int64) & 0xFFFFFFFF)
-        test_keys = self._test_feature.astype(np.int64) << 32 | (tests[:, 1] & 0xFFFFFFFF)
-        bit = np.searchsorted(test_keys, key)
-        self._bit_of_node = np.where(inner, bit, self._test_feature.size)
+        keys = self.feature[inner].astype(np.int64) << 32 | self.threshold[inner].view(np.uint32).astype(np.int64)
+        tests, which = np.unique(keys, return_inverse=True)
+        self._test_feature = tests >> 32
+        self._test_threshold = (tests & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+        self._bit_of_node = np.full(self.is_leaf.size, tests.size, dtype=np.intp)
+        self._bit_of_node[inner] = which.ravel()
 
     def _predict_missing(self, X: np.ndarray) -> np.ndarray:
         """The walk with missing values (NaN): each split sends them its default way."""
@@ -199,9 +199,7 @@ class SpecialisedTrees:
 def _sum_in_tree_order(base: np.float32, leaves: np.ndarray) -> np.ndarray:
     """``base + leaves[:, 0] + leaves[:, 1] + ...`` in float32, as XGBoost accumulates (a
     cumulative sum is sequential, unlike ``sum``'s pairwise order)."""
-    terms = np.empty((leaves.shape[0], leaves.shape[1] + 1), dtype=np.float32)
-    terms[:, 0] = base
-    terms[:, 1:] = leaves
+    terms = np.concatenate([np.full((leaves.shape[0], 1), base, dtype=np.float32), leaves], axis=1)
     return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1].astype(np.float64)
 
 

@@ -322,6 +322,7 @@ class JointPredictor(BasePredictor):
         super()._reset_caches()
         self._train_columns = None
         self._fast = None
+        self._train_embeddings = {}
 
     def _fast_joint(self) -> "FastJoint | None":
         """Exact fast evaluation of an XGBoost joint model per device (``_fasttrees``; derived state)."""
@@ -359,8 +360,21 @@ class JointPredictor(BasePredictor):
         rows = self._table_rows(X)
         if rows is not None:
             return self.space_log_table_[rows, self._train_column(device)]
+        fast = self._fast_joint()
+        if fast is not None:  # the training device's embedding, computed once
+            mean, emb = self._train_embeddings.get(device) or self._train_embedding(device)
+            out = fast.predict(emb, X)
+            if out is not None:
+                return mean + out
         p = self.device_params_[device]
         return self._joint_log_embedded(X, p["signature"], p["static"])
+
+    def _train_embedding(self, device) -> tuple[float, np.ndarray]:
+        p = self.device_params_[device]
+        sig = np.asarray(p["signature"], np.float64)
+        emb = _embedding(sig, np.asarray(p["static"], np.float64), self.static_means_).astype(np.float32)
+        self._train_embeddings[device] = float(np.mean(sig)), emb
+        return self._train_embeddings[device]
 
     def _log_std(self, device) -> float:
         self._check_fitted()
