@@ -118,7 +118,7 @@ class SpecialisedTrees:
         self.n_features = trees.n_features - k
         self.template, self.n_jobs = trees.template, trees.n_jobs
         self._booster = None
-        self._bit_of_node = None
+        self._walk = None
 
     @property
     def n_trees(self) -> int:
@@ -128,43 +128,13 @@ class SpecialisedTrees:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """float64 predictions of the float32 rows ``X`` (n, n_features)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
-        n = X.shape[0]
-        if n > NUMPY_MAX_ROWS:
+        if X.shape[0] > NUMPY_MAX_ROWS:
             return self._predict_xgboost(X)
-        if n == 0:
-            return np.zeros(0)
-        if self._bit_of_node is None:
-            self._prepare_walk()
-        values = X[:, self._test_feature]
-        if np.isnan(values).any():
-            return self._predict_missing(X)
-        # One column per distinct (feature, threshold) test: 1 where the row goes right.
-        bits = np.zeros((n, self._test_feature.size + 1), dtype=np.intp)  # last column: leaves stay put
-        np.greater_equal(values, self._test_threshold, out=bits[:, :-1], casting="unsafe")
-        if n == 1:
-            bits = bits[0]
-            node = self.roots
-            for _ in range(self.depth):
-                node = self.left[node] + bits[self._bit_of_node[node]]
-            return _sum_in_tree_order(self.base_score, self.leaf_value[node][None, :])
-        flat = bits.ravel()
-        offset = (np.arange(n) * bits.shape[1])[:, None]
-        node = np.broadcast_to(self.roots, (n, self.n_trees))
-        for _ in range(self.depth):
-            node = self.left[node] + flat[offset + self._bit_of_node[node]]
-        return _sum_in_tree_order(self.base_score, self.leaf_value[node])
+        if self._walk is None:
+            self._walk = Walk([self])
+        return self._walk(X)[:, 0]
 
-    def _prepare_walk(self) -> None:
-        """The distinct (feature, threshold) tests and each node's test (leaves: the last, always 0)."""
-        inner = ~self.is_leaf
-        keys = self.feature[inner].astype(np.int64) << 32 | self.threshold[inner].view(np.uint32).astype(np.int64)
-        tests, which = np.unique(keys, return_inverse=True)
-        self._test_feature = tests >> 32
-        self._test_threshold = (tests & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
-        self._bit_of_node = np.full(self.is_leaf.size, tests.size, dtype=np.intp)
-        self._bit_of_node[inner] = which.ravel()
-
-    def _predict_missing(self, X: np.ndarray) -> np.ndarray:
+    def predict_missing(self, X: np.ndarray) -> np.ndarray:
         """The walk with missing values (NaN): each split sends them its default way."""
         n = X.shape[0]
         node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
@@ -196,11 +166,72 @@ class SpecialisedTrees:
         return self._booster
 
 
+class Walk:
+    """All trees of several specialised ensembles walked at once in numpy, one step per depth
+    level: ``walk(X)`` is ``(n, len(parts))``, column j equal to ``parts[j]``'s booster.
+
+    Each distinct (feature, threshold) test becomes one column of 0/1 "goes right" bits, so a
+    step is ``node = left[node] + bit[test[node]]`` (siblings are adjacent); leaves point at a
+    last, always-0 column and stay where they are. Rows with a missing value on a tested
+    feature take each part's walk with default directions instead.
+    """
+
+    def __init__(self, parts: "list[SpecialisedTrees]"):
+        self.parts = parts
+        offsets = np.cumsum([0] + [p.left.size for p in parts])
+        self.roots = np.concatenate([p.roots + o for p, o in zip(parts, offsets)])
+        left = np.concatenate([p.left + o for p, o in zip(parts, offsets)])
+        feature = np.concatenate([p.feature for p in parts])
+        threshold = np.concatenate([p.threshold for p in parts])
+        inner = ~np.concatenate([p.is_leaf for p in parts])
+        keys = feature[inner].astype(np.int64) << 32 | threshold[inner].view(np.uint32).astype(np.int64)
+        tests, which = np.unique(keys, return_inverse=True)
+        self.test_feature = tests >> 32
+        self.test_threshold = (tests & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+        test = np.full(left.size, tests.size, dtype=np.intp)
+        test[inner] = which.ravel()
+        self.left, self.test = left, test
+        self.leaf_value = np.concatenate([p.leaf_value for p in parts])
+        self.bounds = np.cumsum([0] + [p.n_trees for p in parts])
+        self.depth = max(p.depth for p in parts)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        n = X.shape[0]
+        out = np.empty((n, len(self.parts)))
+        if n == 0:
+            return out
+        values = X[:, self.test_feature]
+        if np.isnan(values).any():
+            for j, part in enumerate(self.parts):
+                out[:, j] = part.predict_missing(X)
+            return out
+        bits = np.zeros((n, self.test_feature.size + 1), dtype=np.intp)
+        np.greater_equal(values, self.test_threshold, out=bits[:, :-1], casting="unsafe")
+        left, test = self.left, self.test
+        if n == 1:  # 1-D takes: the cheapest numpy calls for a few thousand nodes
+            bits = bits[0]
+            node = self.roots
+            for _ in range(self.depth):
+                node = left.take(node) + bits.take(test.take(node))
+        else:
+            flat = bits.ravel()
+            offset = (np.arange(n) * bits.shape[1])[:, None]
+            node = np.broadcast_to(self.roots, (n, self.roots.size))
+            for _ in range(self.depth):
+                node = left[node] + flat[offset + test[node]]
+        leaves = self.leaf_value.take(node).reshape(n, -1)
+        for j, part in enumerate(self.parts):
+            out[:, j] = _sum_in_tree_order(part.base_score, leaves[:, self.bounds[j] : self.bounds[j + 1]])
+        return out
+
+
 def _sum_in_tree_order(base: np.float32, leaves: np.ndarray) -> np.ndarray:
     """``base + leaves[:, 0] + leaves[:, 1] + ...`` in float32, as XGBoost accumulates (a
     cumulative sum is sequential, unlike ``sum``'s pairwise order)."""
-    terms = np.concatenate([np.full((leaves.shape[0], 1), base, dtype=np.float32), leaves], axis=1)
-    return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1].astype(np.float64)
+    terms = np.empty((leaves.shape[0], leaves.shape[1] + 1), dtype=np.float32)
+    terms[:, 0] = base
+    terms[:, 1:] = leaves
+    return np.cumsum(terms, axis=1, dtype=np.float32)[:, -1]
 
 
 def _to_booster(st: SpecialisedTrees):
@@ -263,6 +294,7 @@ class FastJoint:
         self._trees: "TreeArrays | None" = None
         self._memo: "OrderedDict[bytes, SpecialisedTrees]" = OrderedDict()
         self._max = max_embeddings
+        self._walks: "OrderedDict[tuple, Walk]" = OrderedDict()  # several devices at once (adapted ones' bases)
 
     def specialised(self, embedding: np.ndarray) -> SpecialisedTrees:
         key = embedding.tobytes()
@@ -274,6 +306,19 @@ class FastJoint:
             if len(self._memo) > self._max:
                 self._memo.popitem(last=False)
         return st
+
+    def predict_many(self, embeddings: "list[np.ndarray]", X: np.ndarray) -> "np.ndarray | None":
+        """``(n, len(embeddings))``: one walk over every embedding's trees (few rows only, else None)."""
+        if X.shape[0] > NUMPY_MAX_ROWS:
+            return None
+        parts = [self.specialised(e) for e in embeddings]
+        key = tuple(id(p) for p in parts)
+        walk = self._walks.get(key)
+        if walk is None or walk.parts != parts:
+            walk = self._walks[key] = Walk(parts)
+            if len(self._walks) > self._max:
+                self._walks.popitem(last=False)
+        return walk(np.ascontiguousarray(X, dtype=np.float32))
 
     def predict(self, embedding: np.ndarray, X: np.ndarray) -> "np.ndarray | None":
         st = self.specialised(embedding)

@@ -297,12 +297,15 @@ class JointPredictor(BasePredictor):
     def _basis_log(self, X, names) -> np.ndarray:
         costs = self._log_costs(X) if any(d in COST_BASIS for d in names) else None
         rows = self._table_rows(X)
+        walked = self._walk_train_devices(X, names) if rows is None else {}
         columns = []
         for d in names:
             if d in COST_BASIS:
                 columns.append(costs[:, COST_BASIS.index(d)])
             elif rows is not None:
                 columns.append(self.space_log_table_[rows, self._train_column(d)])
+            elif d in walked:
+                columns.append(walked[d])
             else:
                 columns.append(self._predict_log(X, d))
         return np.column_stack(columns) if columns else np.zeros((X.shape[0], 0))
@@ -368,6 +371,18 @@ class JointPredictor(BasePredictor):
                 return mean + out
         p = self.device_params_[device]
         return self._joint_log_embedded(X, p["signature"], p["static"])
+
+    def _walk_train_devices(self, X, names) -> dict:
+        """Log predictions of several training devices in one walk of the fast path (few rows), or {}."""
+        devices = [d for d in names if d not in COST_BASIS]
+        fast = self._fast_joint() if len(devices) > 1 else None
+        if fast is None:
+            return {}
+        pairs = [self._train_embeddings.get(d) or self._train_embedding(d) for d in devices]
+        out = fast.predict_many([emb for _, emb in pairs], np.asarray(X, dtype=np.float32))
+        if out is None:
+            return {}
+        return {d: mean + out[:, j] for j, (d, (mean, _)) in enumerate(zip(devices, pairs))}
 
     def _train_embedding(self, device) -> tuple[float, np.ndarray]:
         p = self.device_params_[device]
