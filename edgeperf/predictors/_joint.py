@@ -447,7 +447,10 @@ class JointPredictor(BasePredictor):
         data = _adapt.AdaptData(
             archs=tuple(canon), X=X, logy=np.log(y), basis_log=host.basis_log(X, host.basis_names), static=static
         )
-        fitted = _adapt.get(strategy)().fit(host, data)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):  # small matrices: BLAS threads only contend
+            fitted = _adapt.get(strategy)().fit(host, data)
         report = self._adapt_report(fitted, data, n_values)
         self.adapters_[device] = fitted
         self.adapt_reports_[device] = report
