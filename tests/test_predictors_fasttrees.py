@@ -51,6 +51,7 @@ def test_specialisation_drops_the_fixed_features_and_is_memoised():
     assert fast.specialised(e1) is st
     fast.specialised(e2), fast.specialised(e3)
     assert fast.specialised(e1) is not st  # evicted: the memo is bounded
+    assert fast.specialised(e3) is fast.specialised(e3)
 
 
 def _fitted(space_name):
@@ -112,3 +113,15 @@ def test_fast_path_follows_a_new_adaptation_and_refit(fitted):
     np.testing.assert_allclose(fitted.predict(archs, device="later"), _reference(fitted, archs, "later"), rtol=1e-6)
     fitted.adapt("later", archs=ad, values=values * 2.0, strategy="signature", overwrite=True)
     np.testing.assert_allclose(fitted.predict(archs, device="later"), _reference(fitted, archs, "later"), rtol=1e-6)
+
+
+def test_an_unsupported_booster_falls_back_to_the_full_model():
+    import xgboost
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 6)).astype(np.float32)
+    booster = xgboost.train({"objective": "reg:absoluteerror", "max_depth": 3, "nthread": 1},
+                            xgboost.DMatrix(X, label=X[:, 0]), num_boost_round=5)
+    fast = FastJoint(booster)
+    assert fast.predict(np.zeros(2, np.float32), X[:3, 2:]) is None
+    assert fast.predict_many([np.zeros(2, np.float32)] * 2, X[:3, 2:]) is None

@@ -27,8 +27,11 @@ __all__ = ["TreeArrays", "SpecialisedTrees", "FastJoint"]
 NUMPY_MAX_ROWS = 256
 #: A batch this large builds the specialised XGBoost model (about as costly as predicting it).
 BOOSTER_MIN_ROWS = 20_000
-#: Device embeddings whose specialised trees are kept (training devices, signature strategies).
-MAX_EMBEDDINGS = 64
+#: Device embeddings whose specialised trees are kept (training devices, signature strategies;
+#: a few MB each for 800 trees of depth 8).
+MAX_EMBEDDINGS = 32
+#: Combined walks kept (one per set of basis devices that adapted devices use).
+MAX_WALKS = 16
 #: Rows per XGBoost call on the batched path (bounds the float32 copy of the input).
 BATCH_CHUNK_ROWS = 1 << 17
 
@@ -43,6 +46,8 @@ class TreeArrays:
         if learner["objective"]["name"] != "reg:squarederror":
             raise ValueError(f"expected a reg:squarederror booster, got {learner['objective']['name']!r}")
         params = learner["learner_model_param"]
+        if int(params.get("num_target", "1")) != 1 or learner["gradient_booster"]["name"] != "gbtree":
+            raise ValueError("expected a single-target gbtree booster")
         self.base_score = np.float32(np.asarray(json.loads(params["base_score"]), dtype=np.float32).ravel()[0])
         self.n_features = int(params["num_feature"])
         trees = learner["gradient_booster"]["model"]["trees"]
@@ -354,30 +359,39 @@ def _to_booster(st: SpecialisedTrees):
 
 
 class FastJoint:
-    """The specialised trees of one joint booster, per device embedding (a bounded memo).
+    """The specialised trees of one joint booster, per device embedding (least-recently-used memos).
 
     ``predict(embedding, X)`` returns the booster's prediction for rows ``[embedding, X]``, or
-    None where the full booster is the cheaper way (a medium batch for an embedding whose
-    specialised XGBoost model is not built yet: building it costs about as much as predicting
-    :data:`BOOSTER_MIN_ROWS` rows).
+    None where the full booster is the better way: a medium batch for an embedding whose
+    specialised XGBoost model is not built yet (building it costs about as much as predicting
+    :data:`BOOSTER_MIN_ROWS` rows), or a booster this module cannot read (categorical splits,
+    another objective).
     """
 
-    def __init__(self, booster, *, max_embeddings: int = MAX_EMBEDDINGS):
+    def __init__(self, booster, *, max_embeddings: int = MAX_EMBEDDINGS, max_walks: int = MAX_WALKS):
         self._source = booster
         self._trees: "TreeArrays | None" = None
+        self._supported = True
         self._memo: "OrderedDict[bytes, SpecialisedTrees]" = OrderedDict()
-        self._max = max_embeddings
         self._walks: "OrderedDict[tuple, Walk]" = OrderedDict()  # several devices at once (adapted ones' bases)
+        self._max_embeddings, self._max_walks = max_embeddings, max_walks
 
-    def specialised(self, embedding: np.ndarray) -> SpecialisedTrees:
+    def specialised(self, embedding: np.ndarray) -> "SpecialisedTrees | None":
         key = embedding.tobytes()
         st = self._memo.get(key)
-        if st is None:
-            if self._trees is None:
+        if st is not None:
+            self._memo.move_to_end(key)
+            return st
+        if self._trees is None and self._supported:
+            try:
                 self._trees = TreeArrays(self._source)
-            st = self._memo[key] = self._trees.specialise(embedding)
-            if len(self._memo) > self._max:
-                self._memo.popitem(last=False)
+            except ValueError:
+                self._supported = False
+        if not self._supported:
+            return None
+        st = self._memo[key] = self._trees.specialise(embedding)
+        if len(self._memo) > self._max_embeddings:
+            self._memo.popitem(last=False)
         return st
 
     def predict_many(self, embeddings: "list[np.ndarray]", X: np.ndarray) -> "np.ndarray | None":
@@ -385,17 +399,21 @@ class FastJoint:
         if X.shape[0] > NUMPY_MAX_ROWS:
             return None
         parts = [self.specialised(e) for e in embeddings]
+        if not self._supported:
+            return None
         key = tuple(id(p) for p in parts)
         walk = self._walks.get(key)
-        if walk is None or walk.parts != parts:
+        if walk is None or walk.parts != parts:  # (an id may be reused after an eviction)
             walk = self._walks[key] = Walk(parts)
-            if len(self._walks) > self._max:
+            if len(self._walks) > self._max_walks:
                 self._walks.popitem(last=False)
+        else:
+            self._walks.move_to_end(key)
         return walk(np.ascontiguousarray(X, dtype=np.float32))
 
     def predict(self, embedding: np.ndarray, X: np.ndarray) -> "np.ndarray | None":
         st = self.specialised(embedding)
         n = X.shape[0]
-        if n <= NUMPY_MAX_ROWS or st.has_booster or n >= BOOSTER_MIN_ROWS:
+        if st is not None and (n <= NUMPY_MAX_ROWS or st.has_booster or n >= BOOSTER_MIN_ROWS):
             return st.predict(X)
         return None
