@@ -98,6 +98,7 @@ def test_fast_path_equals_xgboost_for_trained_and_adapted_devices(fitted, tmp_pa
             np.testing.assert_allclose(p.predict_quantile(archs[:50], device=dev, q=0.9),
                                        _reference(p, archs[:50], dev, "predict_quantile", q=0.9), rtol=1e-6)
     monkeypatch.setattr(_fasttrees, "BOOSTER_MIN_ROWS", 300)  # big batches: the specialised XGBoost model
+    monkeypatch.setattr(_fasttrees, "BOOSTER_MIN_NODES", 0)
     X = space.encode(archs)
     for dev in (fitted.train_devices_[1], "nnls-bayes"):
         np.testing.assert_allclose(loaded.predict(X, device=dev), _reference(loaded, X, dev), rtol=1e-6)

@@ -8,8 +8,9 @@ default direction, leaves summed in float32 in tree order onto ``base_score``):
 
 - few rows (single calls, the first call after ``adapt``): numpy walks all trees at once,
   one vectorised step per depth level (:meth:`SpecialisedTrees.predict`);
-- many rows: the specialised trees are written back as an XGBoost model (smaller trees, no
-  embedding columns to build) and predicted by XGBoost's C++ predictor, in chunks.
+- many rows, large ensembles: the specialised trees are written back as an XGBoost model
+  (fewer nodes, no embedding columns to build) and predicted by XGBoost's C++ predictor, in
+  chunks; small ensembles keep the full booster (see :data:`BOOSTER_MIN_NODES`).
 
 This is derived state: rebuilt from the booster when needed, never written to model files.
 """
@@ -27,6 +28,10 @@ __all__ = ["TreeArrays", "SpecialisedTrees", "FastJoint"]
 NUMPY_MAX_ROWS = 256
 #: A batch this large builds the specialised XGBoost model (about as costly as predicting it).
 BOOSTER_MIN_ROWS = 20_000
+#: Boosters with fewer nodes than this predict big batches as fast in full as specialised (their
+#: nodes stay in the caches: 200 trees of depth 8, FBNet, 0.9x), larger ones slower (800 trees:
+#: the specialised model 1.3-1.8x faster), so only these are specialised for big batches.
+BOOSTER_MIN_NODES = 200_000
 #: Device embeddings whose specialised trees are kept (training devices, signature strategies;
 #: a few MB each for 800 trees of depth 8).
 MAX_EMBEDDINGS = 32
@@ -362,8 +367,9 @@ class FastJoint:
     """The specialised trees of one joint booster, per device embedding (least-recently-used memos).
 
     ``predict(embedding, X)`` returns the booster's prediction for rows ``[embedding, X]``, or
-    None where the full booster is the better way: a medium batch for an embedding whose
-    specialised XGBoost model is not built yet (building it costs about as much as predicting
+    None where the full booster is the better way: more than :data:`NUMPY_MAX_ROWS` rows of a
+    booster below :data:`BOOSTER_MIN_NODES`, a medium batch for an embedding whose specialised
+    XGBoost model is not built yet (building it costs about as much as predicting
     :data:`BOOSTER_MIN_ROWS` rows), or a booster this module cannot read (categorical splits,
     another objective).
     """
@@ -412,8 +418,10 @@ class FastJoint:
         return walk(np.ascontiguousarray(X, dtype=np.float32))
 
     def predict(self, embedding: np.ndarray, X: np.ndarray) -> "np.ndarray | None":
-        st = self.specialised(embedding)
         n = X.shape[0]
+        if n > NUMPY_MAX_ROWS and self._trees is not None and self._trees.left.size < BOOSTER_MIN_NODES:
+            return None
+        st = self.specialised(embedding)
         if st is not None and (n <= NUMPY_MAX_ROWS or st.has_booster or n >= BOOSTER_MIN_ROWS):
             return st.predict(X)
         return None
