@@ -418,10 +418,10 @@ class FastJoint:
         return walk(np.ascontiguousarray(X, dtype=np.float32))
 
     def predict(self, embedding: np.ndarray, X: np.ndarray) -> "np.ndarray | None":
-        n = X.shape[0]
-        if n > NUMPY_MAX_ROWS and self._trees is not None and self._trees.left.size < BOOSTER_MIN_NODES:
-            return None
         st = self.specialised(embedding)
-        if st is not None and (n <= NUMPY_MAX_ROWS or st.has_booster or n >= BOOSTER_MIN_ROWS):
-            return st.predict(X)
-        return None
+        if st is None:
+            return None
+        if X.shape[0] > NUMPY_MAX_ROWS and (self._trees.left.size < BOOSTER_MIN_NODES
+                                            or not (st.has_booster or X.shape[0] >= BOOSTER_MIN_ROWS)):
+            return None
+        return st.predict(X)
