@@ -364,8 +364,8 @@ class JointPredictor(BasePredictor):
         if rows is not None:
             return self.space_log_table_[rows, self._train_column(device)]
         fast = self._fast_joint()
-        if fast is not None:  # the training device's embedding, computed once
-            mean, emb = self._train_embeddings.get(device) or self._train_embedding(device)
+        if fast is not None:
+            mean, emb = self._train_embedding(device)
             out = fast.predict(emb, X)
             if out is not None:
                 return mean + out
@@ -378,13 +378,17 @@ class JointPredictor(BasePredictor):
         fast = self._fast_joint() if len(devices) > 1 else None
         if fast is None:
             return {}
-        pairs = [self._train_embeddings.get(d) or self._train_embedding(d) for d in devices]
+        pairs = [self._train_embedding(d) for d in devices]
         out = fast.predict_many([emb for _, emb in pairs], np.asarray(X, dtype=np.float32))
         if out is None:
             return {}
         return {d: mean + out[:, j] for j, (d, (mean, _)) in enumerate(zip(devices, pairs))}
 
     def _train_embedding(self, device) -> tuple[float, np.ndarray]:
+        """(signature mean, float32 embedding) of a training device, computed once."""
+        cached = self._train_embeddings.get(device)
+        if cached is not None:
+            return cached
         p = self.device_params_[device]
         sig = np.asarray(p["signature"], np.float64)
         emb = _embedding(sig, np.asarray(p["static"], np.float64), self.static_means_).astype(np.float32)
