@@ -33,6 +33,7 @@ from edgeperf.errors import AdaptationError, ArchitectureError, DataValidationEr
 from edgeperf.predictors import adapt as _adapt
 from edgeperf.predictors._base import BasePredictor, _lookup_rows, _space_index, cost_range_of, encode_archs
 from edgeperf.predictors._data import as_table, log_matrix
+from edgeperf.predictors._fasttrees import FastJoint
 from edgeperf.predictors._io import finite_array, finite_list, str_list
 from edgeperf.predictors._params import Progress, check_common_params, check_progress
 from edgeperf.predictors._report import AdaptReport
@@ -284,6 +285,10 @@ class JointPredictor(BasePredictor):
         """Joint model for a device of this signature and static features (NaN = training mean)."""
         emb = _embedding(np.asarray(signature, np.float64), np.asarray(static, np.float64), self.static_means_)
         emb = emb.astype(np.float32)
+        fast = self._fast_joint()
+        out = fast.predict(emb, np.asarray(X, dtype=np.float32)) if fast is not None else None
+        if out is not None:
+            return float(np.mean(signature)) + out
         F = np.empty((X.shape[0], emb.size + X.shape[1]), dtype=np.float32)
         F[:, : emb.size] = emb
         F[:, emb.size :] = X
@@ -292,12 +297,15 @@ class JointPredictor(BasePredictor):
     def _basis_log(self, X, names) -> np.ndarray:
         costs = self._log_costs(X) if any(d in COST_BASIS for d in names) else None
         rows = self._table_rows(X)
+        walked = self._walk_train_devices(X, names) if rows is None else {}
         columns = []
         for d in names:
             if d in COST_BASIS:
                 columns.append(costs[:, COST_BASIS.index(d)])
             elif rows is not None:
                 columns.append(self.space_log_table_[rows, self._train_column(d)])
+            elif d in walked:
+                columns.append(walked[d])
             else:
                 columns.append(self._predict_log(X, d))
         return np.column_stack(columns) if columns else np.zeros((X.shape[0], 0))
@@ -316,6 +324,15 @@ class JointPredictor(BasePredictor):
     def _reset_caches(self) -> None:
         super()._reset_caches()
         self._train_columns = None
+        self._fast = None
+        self._train_embeddings = {}
+
+    def _fast_joint(self) -> "FastJoint | None":
+        """Exact fast evaluation of an XGBoost joint model per device (``_fasttrees``; derived state)."""
+        fast = getattr(self, "_fast", None)
+        if fast is None and isinstance(self.model_, XGBoostRegressor):
+            fast = self._fast = FastJoint(self.model_.booster_)
+        return fast
 
     def _train_column(self, device) -> int:
         cols = getattr(self, "_train_columns", None)
@@ -346,8 +363,37 @@ class JointPredictor(BasePredictor):
         rows = self._table_rows(X)
         if rows is not None:
             return self.space_log_table_[rows, self._train_column(device)]
+        fast = self._fast_joint()
+        if fast is not None:
+            mean, emb = self._train_embedding(device)
+            out = fast.predict(emb, X)
+            if out is not None:
+                return mean + out
         p = self.device_params_[device]
         return self._joint_log_embedded(X, p["signature"], p["static"])
+
+    def _walk_train_devices(self, X, names) -> dict:
+        """Log predictions of several training devices in one walk of the fast path (few rows), or {}."""
+        devices = [d for d in names if d not in COST_BASIS]
+        fast = self._fast_joint() if len(devices) > 1 else None
+        if fast is None:
+            return {}
+        pairs = [self._train_embedding(d) for d in devices]
+        out = fast.predict_many([emb for _, emb in pairs], np.asarray(X, dtype=np.float32))
+        if out is None:
+            return {}
+        return {d: mean + out[:, j] for j, (d, (mean, _)) in enumerate(zip(devices, pairs))}
+
+    def _train_embedding(self, device) -> tuple[float, np.ndarray]:
+        """(signature mean, float32 embedding) of a training device, computed once."""
+        cached = self._train_embeddings.get(device)
+        if cached is not None:
+            return cached
+        p = self.device_params_[device]
+        sig = np.asarray(p["signature"], np.float64)
+        emb = _embedding(sig, np.asarray(p["static"], np.float64), self.static_means_).astype(np.float32)
+        self._train_embeddings[device] = float(np.mean(sig)), emb
+        return self._train_embeddings[device]
 
     def _log_std(self, device) -> float:
         self._check_fitted()
@@ -408,7 +454,10 @@ class JointPredictor(BasePredictor):
         data = _adapt.AdaptData(
             archs=tuple(canon), X=X, logy=np.log(y), basis_log=host.basis_log(X, host.basis_names), static=static
         )
-        fitted = _adapt.get(strategy)().fit(host, data)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):  # small matrices: BLAS threads only contend
+            fitted = _adapt.get(strategy)().fit(host, data)
         report = self._adapt_report(fitted, data, n_values)
         self.adapters_[device] = fitted
         self.adapt_reports_[device] = report
