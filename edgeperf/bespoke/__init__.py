@@ -20,7 +20,7 @@ import importlib
 __all__ = [
     "build_house", "load_house", "House", "BlockGraph", "Block", "Alternative", "ImageSet", "DistillConfig",
     "Candidate", "anneal", "min_latency", "compatible", "prune", "prunable_chains", "parse_target", "ModuleLatency",
-    "bundled_images", "donors", "uniform_prune",
+    "bundled_images", "donors", "uniform_prune", "RunConfig", "run",
 ]
 
 _LAZY = {
@@ -32,6 +32,7 @@ _LAZY = {
     "Candidate": "_search", "anneal": "_search", "min_latency": "_search",
     "prune": "_prune", "prunable_chains": "_prune", "uniform_prune": "_prune",
     "parse_target": "_latency", "ModuleLatency": "_latency",
+    "RunConfig": "_run", "run": "_run",
 }
 
 

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from edgeperf.bespoke import donors
-        from edgeperf.bespoke._run import RunConfig, run
+        from edgeperf.bespoke import RunConfig, run
         from edgeperf.errors import InvalidParameterError
 
         for name in (teacher, *donor):

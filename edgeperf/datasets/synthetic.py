@@ -74,7 +74,7 @@ class LayerCosts:
 def layer_costs(space: str, archs) -> LayerCosts:
     """Decode the ``structural`` encoding of ``archs`` back to per-position MACs, params and bytes."""
     from edgeperf import spaces
-    from edgeperf.spaces._costs import MACS_SCALE, MEM_BYTES_SCALE, PARAMS_SCALE
+    from edgeperf.spaces import MACS_SCALE, MEM_BYTES_SCALE, PARAMS_SCALE
 
     sp = spaces.get(space)
     if "structural" not in sp.encodings:

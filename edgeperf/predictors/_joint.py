@@ -40,7 +40,7 @@ from edgeperf.predictors._report import AdaptReport
 from edgeperf.predictors._uncertainty import UNCALIBRATED_SCALE, quantile_log_std
 from edgeperf.predictors._reference import DEFAULT_REFERENCE_SET, reference_archs
 from edgeperf.predictors._regressors import XGBoostRegressor, make_regressor, regressor_from_state, regressor_state
-from edgeperf.spaces._costs import COST_COLUMNS
+from edgeperf.spaces import COST_COLUMNS
 
 __all__ = ["JointPredictor", "ADAPT_STRATEGIES", "DEFAULT_ADAPT_STRATEGY", "MIN_ADAPT_MEASUREMENTS"]
 

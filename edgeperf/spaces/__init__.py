@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from edgeperf.registry import Registry
 from edgeperf.spaces._base import SearchSpace
-from edgeperf.spaces._costs import COST_COLUMNS
+from edgeperf.spaces._costs import COST_COLUMNS, MACS_SCALE, MEM_BYTES_SCALE, PARAMS_SCALE
 from edgeperf.spaces._export import export_module_onnx
 
-__all__ = ["SearchSpace", "get", "names", "register", "detect", "COST_COLUMNS", "export_module_onnx"]
+__all__ = ["SearchSpace", "get", "names", "register", "detect", "COST_COLUMNS", "MACS_SCALE", "PARAMS_SCALE",
+           "MEM_BYTES_SCALE", "export_module_onnx"]
 
 _REGISTRY = Registry("search space", base=SearchSpace)
 _INSTANCES: dict[str, SearchSpace] = {}
