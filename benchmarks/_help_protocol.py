@@ -30,6 +30,12 @@ def protocol_rows(table):
     return wide, archs, devices, refs, np.flatnonzero(idx < n), np.flatnonzero((idx >= n) & (idx < n + TEST_SIZE))
 
 
+def joint_model_params(trees):
+    """``model_params`` of the benchmarks' joint models for ``--trees N`` (one XGBoost thread, so
+    runs side by side do not contend), or None for the library's defaults."""
+    return {"n_estimators": trees, "n_jobs": 1} if trees else None
+
+
 def fitted_joint(sub, model_params, cache):
     """The joint model of one split; with ``cache`` (a folder), saved there and reused on the next run."""
     import hashlib

@@ -32,6 +32,7 @@ from edgeperf.predictors import ADAPT_STRATEGIES
 from _help_protocol import HELP_TRAIN_DEVICES as HELP_TRAIN
 from _help_protocol import N_TRAIN
 from _help_protocol import fitted_joint
+from _help_protocol import joint_model_params
 from _help_protocol import protocol_rows
 from _help_protocol import TRIM_FRACTION as TRIM
 
@@ -115,7 +116,7 @@ def main():
     from rich.table import Table
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    mp = {"n_estimators": args.trees, "n_jobs": 1} if args.trees else None
+    mp = joint_model_params(args.trees)
     for data in args.data:
         res = run(data, args.split, args.seeds, args.train_devices, args.test_devices, args.strategies, mp, args.cache)
         res["model_params"] = mp

@@ -33,7 +33,7 @@ import numpy as np
 import edgeperf as ep
 from edgeperf import metrics
 
-from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION, fitted_joint, protocol_rows
+from _help_protocol import N_TRAIN, TEST_SIZE, TRIM_FRACTION, fitted_joint, joint_model_params, protocol_rows
 from _splits import cross_correlation, hardware_type_splits, least_correlated_bisections, rank_correlations
 
 RESULTS = Path(__file__).parent / "results"
@@ -164,7 +164,7 @@ def main():
     from rich.table import Table
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    mp = {"n_estimators": args.trees, "n_jobs": 1} if args.trees else None
+    mp = joint_model_params(args.trees)
     for data in args.data:
         out = RESULTS / f"fewshot_unseen_{data}{args.tag}.json"
         res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.strategies, args.max_splits, mp, out,
