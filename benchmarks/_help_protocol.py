@@ -46,7 +46,8 @@ def fitted_joint(sub, model_params, cache):
 
     if cache is None:
         return ep.JointPredictor(model_params=model_params).fit(sub)
-    key = json.dumps([sub.space, sorted(sub.devices), len(sub.archs), model_params], sort_keys=True)
+    # The architecture set itself, not its size: two training sets of equal size must not share a model.
+    key = json.dumps([sub.space, sorted(sub.devices), sorted(sub.archs), model_params], sort_keys=True)
     path = Path(cache) / f"joint-{hashlib.sha256(key.encode()).hexdigest()[:16]}.edgeperf"
     if path.exists():
         return ep.load(path)
