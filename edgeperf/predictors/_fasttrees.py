@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 __all__ = ["TreeArrays", "SpecialisedTrees", "FastJoint"]
+if TYPE_CHECKING:
+    from edgeperf.predictors._fastcodes import LeafMasks
 
 #: Up to this many rows are walked in numpy; more go to the specialised XGBoost model.
 NUMPY_MAX_ROWS = 256
@@ -202,6 +205,7 @@ class SpecialisedTrees:
         self.template, self.n_jobs = trees.template, trees.n_jobs
         self._booster = None
         self._walk = None
+        self.leaf_masks = None  # (blocks, LeafMasks) once a single-architecture evaluator needs them
 
     @property
     def n_trees(self) -> int:
@@ -399,6 +403,19 @@ class FastJoint:
         if len(self._memo) > self._max_embeddings:
             self._memo.popitem(last=False)
         return st
+
+    def leaf_masks(self, embedding: np.ndarray, blocks) -> "LeafMasks | None":
+        """The :class:`~edgeperf.predictors._fastcodes.LeafMasks` of an embedding's specialised
+        trees over ``blocks`` (kept with those trees, so bounded by the same memo), or None."""
+        st = self.specialised(embedding)
+        if st is None:
+            return None
+        masks = st.leaf_masks
+        if masks is None or masks[0] is not blocks:
+            from edgeperf.predictors._fastcodes import LeafMasks
+
+            masks = st.leaf_masks = (blocks, LeafMasks(st, blocks))
+        return masks[1]
 
     def predict_many(self, embeddings: "list[np.ndarray]", X: np.ndarray) -> "np.ndarray | None":
         """``(n, len(embeddings))``: one walk over every embedding's trees (few rows only, else None)."""

@@ -56,6 +56,10 @@ MIN_ADAPT_MEASUREMENTS = _adapt.MIN_MEASUREMENTS
 RECOMMENDED_ADAPT_MEASUREMENTS = 20
 #: Repeats of one architecture may differ by this share of their median before adapt refuses them.
 MAX_REPEAT_SPREAD = 0.5
+#: Single-string calls of a device before its decision-code evaluator is built (``_fastcodes``:
+#: building costs 30-300 ms per basis device, more than the first call after ``adapt`` may take;
+#: each later call saves 20-100 us, so it pays back within a few thousand calls).
+CODE_EVALUATOR_AFTER = 16
 #: DeviceSpec fields used as static device features (numeric, or a tuple reduced by max).
 STATIC_FIELDS = ("cpu_cores", "cpu_max_freq_mhz", "memory_mb", "threads", "batch_size")
 #: Ridge strength of the per-device linear fits that form the Bayes prior.
@@ -281,6 +285,139 @@ class JointPredictor(BasePredictor):
             )
 
     # ---- prediction --------------------------------------------------------------------------
+    def predict(self, archs, *, device: str, input_shape=None, return_std: bool = False):
+        # One architecture string on a device with a decision-code evaluator: parse it into its
+        # decisions and evaluate (see _fastcodes); anything else, or a string the space refuses
+        # (whose error the general path then raises), goes the general way.
+        if type(archs) is str and return_std is False and input_shape is None:
+            evaluate = self._code_evaluator(device)
+            if evaluate is not None:
+                try:
+                    choices = self._space_obj.to_choices(archs)
+                except ArchitectureError:
+                    pass
+                else:
+                    return evaluate(choices)
+        return super().predict(archs, device=device, input_shape=input_shape, return_std=return_std)
+
+    predict.__doc__ = BasePredictor.predict.__doc__
+
+    def _code_evaluator(self, device):
+        """The device's single-architecture evaluator, built on its :data:`CODE_EVALUATOR_AFTER`-th
+        single-string call; None before, and where the model, space or strategy has none."""
+        evaluators = self.__dict__.get("_code_evaluators")
+        if evaluators is None:
+            evaluators = self._code_evaluators = {}
+        got = evaluators.get(device)
+        if self._fast_joint() is None:  # (benchmarks switch the fast paths off this way)
+            return None
+        if got is None or type(got) is int:
+            if not hasattr(self, "devices_") or not isinstance(device, str) or device not in self._device_set():
+                return None
+            calls = (got or 0) + 1
+            if calls < CODE_EVALUATOR_AFTER:
+                evaluators[device] = calls
+                return None
+            got = evaluators[device] = self._build_code_evaluator(device) or False
+        return got or None
+
+    def _decision_blocks(self):
+        """The space's :class:`~edgeperf.predictors._fastcodes.DecisionBlocks` (False when it has
+        none, the model is not XGBoost, or a whole-space table answers single calls already)."""
+        blocks = self.__dict__.get("_blocks")
+        if blocks is None:
+            from edgeperf.predictors._fastcodes import DecisionBlocks
+
+            blocks = False
+            space = self._space()
+            if self._fast_joint() is not None and _space_index(space, self.encoding_) is None:
+                try:
+                    blocks = DecisionBlocks(space, self.encoding_)
+                except (ValueError, NotImplementedError):
+                    blocks = False
+            self._blocks = blocks
+            self._space_obj = space
+        return blocks
+
+    def _build_code_evaluator(self, device):
+        """``choices -> metric`` for one device, or None (then the general path serves it).
+
+        A training device: its trees' leaf masks. An adapted device whose strategy is affine
+        (:meth:`AdaptStrategy.affine_form`: ``stack`` over ``nnls+bayes``, ``nnls``, ``bayes``...):
+        one evaluator over all its basis devices' masks at once, plus a per-code table of its
+        encoding term and, where weighted, the analytic costs of the decoded one-hot row.
+        """
+        import math
+
+        from edgeperf.predictors._fastcodes import CodeEvaluator
+
+        blocks = self._decision_blocks()
+        if blocks is False:
+            return None
+        fast = self._fast_joint()
+        M, offsets = blocks.M, blocks.offsets
+        strategy = self.adapters_.get(device)
+        if strategy is None:
+            mean, emb = self._train_embedding(device)
+            masks = fast.leaf_masks(emb, blocks)
+            if masks is None:
+                return None
+            tree_sum = CodeEvaluator([masks])
+            exp = math.exp
+            return lambda choices: exp(mean + tree_sum(np.dot(choices, M) + offsets)[0])
+        form = strategy.affine_form()
+        if form is None:
+            return None
+        devices = [d for d in form.basis if d not in COST_BASIS]
+        shift, parts = form.const, []
+        for d in devices:
+            mean, emb = self._train_embedding(d)
+            shift += form.basis[d] * mean
+            parts.append(fast.leaf_masks(emb, blocks))
+        if any(m is None for m in parts):
+            return None
+        tree_sum = CodeEvaluator(parts) if parts else None
+        weights = np.array([form.basis[d] for d in devices])
+        linear = None
+        if form.encoding is not None:  # X @ v is a sum over blocks of a term of each block's code
+            v = np.asarray(form.encoding, dtype=np.float64)
+            own = blocks.block_of_col[None, :] == np.repeat(np.arange(len(blocks.blocks)),
+                                                            np.diff(np.append(offsets, blocks.n_rows)))[:, None]
+            linear = (np.where(own, blocks.values.astype(np.float64), 0.0) @ v)
+        costs = [(COST_BASIS.index(d), w) for d, w in form.basis.items() if d in COST_BASIS]
+        cost_cols = np.array([c for c, _ in costs], dtype=np.int64)
+        cost_weights = np.array([w for _, w in costs])
+        additive = self._additive_costs() if costs else None
+        if costs and additive is None:
+            return None
+        exp, log = math.exp, np.log
+
+        def evaluate(choices):
+            rows = np.dot(choices, M) + offsets
+            out = shift
+            if tree_sum is not None:
+                out += float(tree_sum(rows) @ weights)
+            if linear is not None:
+                out += float(linear.take(rows).sum())
+            if costs:
+                out += float(log(additive.costs(rows)[cost_cols]) @ cost_weights)
+            return exp(out)
+
+        return evaluate
+
+    def _additive_costs(self):
+        """The analytic pseudo-devices' costs per block code (``_fastcodes.AdditiveCosts``), or None."""
+        costs = self.__dict__.get("_costs_by_code")
+        if costs is None:
+            from edgeperf.predictors._fastcodes import AdditiveCosts
+
+            try:
+                costs = AdditiveCosts(self._decision_blocks(), self._space_obj.cost_matrix)
+            except (ValueError, NotImplementedError):
+                costs = False
+            self._costs_by_code = costs
+        return costs or None
+
     def _joint_log_embedded(self, X, signature, static) -> np.ndarray:
         """Joint model for a device of this signature and static features (NaN = training mean)."""
         emb = _embedding(np.asarray(signature, np.float64), np.asarray(static, np.float64), self.static_means_)
@@ -326,6 +463,9 @@ class JointPredictor(BasePredictor):
         self._train_columns = None
         self._fast = None
         self._train_embeddings = {}
+        self._code_evaluators = {}
+        self._blocks = None
+        self._costs_by_code = None
 
     def _fast_joint(self) -> "FastJoint | None":
         """Exact fast evaluation of an XGBoost joint model per device (``_fasttrees``; derived state)."""
@@ -464,6 +604,7 @@ class JointPredictor(BasePredictor):
         if device not in self._device_set():
             self.devices_.append(device)
         self._cache.pop(device, None)
+        self.__dict__.get("_code_evaluators", {}).pop(device, None)
         return self
 
     def _adapt_inputs(self, device, archs, values) -> tuple[list[str], np.ndarray]:

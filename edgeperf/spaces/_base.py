@@ -158,7 +158,16 @@ class SearchSpace(abc.ABC):
     def to_choices(self, arch: str) -> tuple[int, ...]:
         """Option index of each decision of ``arch`` (see :attr:`choices`)."""
         values = self._choice_values(self.parse(arch))
-        return tuple(options.index(v) for (_, options), v in zip(self.choices, values))
+        index = self.__dict__.get("_option_index")
+        if index is None:  # option value -> index, per decision (a memo of :attr:`choices`)
+            index = self.__dict__["_option_index"] = [{v: i for i, v in enumerate(o)} for _, o in self.choices]
+        return tuple([m[v] for m, v in zip(index, values)])
+
+    def feature_decisions(self, encoding: str | None = None) -> "tuple[tuple[int, ...], ...] | None":
+        """For each column of ``encoding``, the decisions (indices into :attr:`choices`) whose
+        options determine it: the column is a function of those options alone. ``None`` when the
+        space does not say (the default); predictors then evaluate encoded rows only."""
+        return None
 
     def from_choices(self, indices) -> str:
         """The canonical string of one option index per decision (validated)."""

@@ -14,7 +14,7 @@ import numpy as np
 from edgeperf.errors import ArchitectureError
 from edgeperf.spaces import _costs
 from edgeperf.spaces import register
-from edgeperf.spaces._base import SearchSpace, check_arch_text
+from edgeperf.spaces._base import MAX_ARCH_CHARS, SearchSpace, check_arch_text
 
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 N_LAYERS = 22
@@ -155,6 +155,24 @@ class FBNet(SearchSpace):
     def choices(self) -> tuple[tuple[str, tuple], ...]:
         """One decision per searchable layer, options :data:`OPS`."""
         return tuple((f"layer{i}", OPS) for i in range(N_LAYERS))
+
+    def to_choices(self, arch: str) -> tuple[int, ...]:
+        # the common case without building the parsed tuple; anything odd takes parse's errors
+        if isinstance(arch, str) and len(arch) <= MAX_ARCH_CHARS:
+            ops = arch.strip().split("-")
+            if len(ops) == N_LAYERS:
+                try:
+                    return tuple(map(_OP_INDEX.__getitem__, ops))
+                except KeyError:
+                    pass
+        return super().to_choices(arch)
+
+    def feature_decisions(self, encoding: str | None = None):
+        """One-hot column ``layer{i}:{op}`` depends on decision ``layer{i}`` only; the structural
+        encoding's totals depend on every layer, so it is not described."""
+        if (encoding or self.encodings[0]) != "onehot":
+            return None
+        return tuple((i // len(OPS),) for i in range(self.encoding_dim("onehot")))
 
     def _choice_values(self, parsed: tuple[str, ...]) -> tuple:
         return parsed

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import numpy as np
 
 from edgeperf.errors import ArchitectureError
 from edgeperf.spaces import _costs
 from edgeperf.spaces import register
-from edgeperf.spaces._base import SearchSpace, check_arch_text
+from edgeperf.spaces._base import MAX_ARCH_CHARS, SearchSpace, check_arch_text
 
 N_STAGES = 5
 MAX_DEPTH = 4
@@ -107,6 +108,27 @@ def network_costs(parsed) -> tuple[list[_costs.Cost], _costs.Cost]:
     mix, _ = _costs.conv2d(FINAL_EXPAND_CHANNELS, FEATURE_MIX_CHANNELS, 1, 1)
     fixed = first + block0 + final + pool + mix + _costs.linear(FEATURE_MIX_CHANNELS, NUM_CLASSES)
     return layers, fixed + _costs.total(layers)
+
+
+def _canonical_reader():
+    """(pattern, slices, translation tables, resolution index) reading the option indices straight
+    out of a canonical string (what ``to_string`` prints: one digit per depth, expansion and kernel)."""
+    fields = (("d", DEPTHS, N_STAGES), ("e", EXPANDS, N_LAYERS), ("ks", KERNELS, N_LAYERS))
+    if any(len(str(v)) != 1 for _, options, _ in fields for v in options):
+        return None
+    pattern, slices, tables, pos = "", [], [], 0
+    for key, options, n in fields:
+        head = ("{" if not pattern else "],") + f'"{key}":['
+        pattern += re.escape(head) + ",".join([f"[{''.join(map(str, options))}]"] * n)
+        pos += len(head)
+        slices.append(slice(pos, pos + 2 * n - 1, 2))
+        tables.append(str.maketrans({str(v): chr(i) for i, v in enumerate(options)}))
+        pos += 2 * n - 1
+    pattern += re.escape('],"r":') + r"(\d+)\}"
+    return re.compile(pattern), slices, tables, {r: i for i, r in enumerate(RESOLUTIONS)}
+
+
+_CANONICAL = _canonical_reader()
 
 
 def _active(depths) -> list[bool]:
@@ -243,6 +265,28 @@ class OFAMobileNetV3(SearchSpace):
             + tuple((f"layer{i}:kernel", KERNELS) for i in range(N_LAYERS))
             + (("resolution", RESOLUTIONS),)
         )
+
+    def to_choices(self, arch: str) -> tuple[int, ...]:
+        # canonical strings are read without JSON; anything else takes parse (and its errors)
+        if _CANONICAL is not None and isinstance(arch, str) and len(arch) <= MAX_ARCH_CHARS:
+            pattern, slices, tables, resolution = _CANONICAL
+            m = pattern.fullmatch(arch)
+            if m is not None and int(m.group(1)) in resolution and m.group(1)[0] != "0":
+                digits = "".join([arch[s].translate(t) for s, t in zip(slices, tables)])
+                return (*digits.encode(), resolution[int(m.group(1))])
+        return super().to_choices(arch)
+
+    def feature_decisions(self, encoding: str | None = None):
+        """The one-hot columns of layer ``i`` (active flag, kernel, expansion; masked when the
+        layer does not run) depend on its stage's depth and its own expansion and kernel;
+        ``resolution`` on the resolution. (Declared per layer, not per column: the active flag
+        needs only the depth, but a layer is the unit its cost is additive over.) The structural
+        encoding's totals depend on everything, so it is not described."""
+        if (encoding or self.encodings[0]) != "onehot":
+            return None
+        expand0, kernel0 = N_STAGES, N_STAGES + N_LAYERS
+        layers = [(i // MAX_DEPTH, expand0 + i, kernel0 + i) for i in range(N_LAYERS)]
+        return tuple(d for d in layers for _ in range(self._PER_LAYER)) + ((kernel0 + N_LAYERS,),)
 
     def _choice_values(self, parsed: tuple) -> tuple:
         d, e, ks, r = parsed

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeperf.errors import AdaptationError, ModelFileError
 
-__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "STATE_VERSION", "MIN_MEASUREMENTS"]
+__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "AffineForm", "STATE_VERSION", "MIN_MEASUREMENTS"]
 
 #: Schema version of every strategy's persisted state (= the model-file format version).
 STATE_VERSION = 2
@@ -99,6 +99,30 @@ class AdaptData:
         return self.basis_log[:, [where[n] for n in names]]
 
 
+@dataclass(frozen=True)
+class AffineForm:
+    """``predict_log(host, X) = const + sum_k basis[k] * host.basis_log(X, [k]) + X @ encoding``
+    (``encoding`` None: no term in the encoding). A strategy that is affine in the basis columns and
+    the encoding says so through :meth:`AdaptStrategy.affine_form`, so that a host can evaluate it
+    by its own fastest route (one pass over every basis device at once)."""
+
+    const: float
+    basis: dict = field(default_factory=dict)
+    encoding: "np.ndarray | None" = None
+
+    def scaled(self, w: float) -> "AffineForm":
+        return AffineForm(w * self.const, {k: w * v for k, v in self.basis.items()},
+                          None if self.encoding is None else w * self.encoding)
+
+    def __add__(self, other: "AffineForm") -> "AffineForm":
+        basis = dict(self.basis)
+        for k, v in other.basis.items():
+            basis[k] = basis.get(k, 0.0) + v
+        enc = self.encoding if other.encoding is None else (
+            other.encoding if self.encoding is None else self.encoding + other.encoding)
+        return AffineForm(self.const + other.const, basis, enc)
+
+
 class AdaptStrategy(abc.ABC):
     """Base of every adaptation strategy; subclasses register with :func:`register`.
 
@@ -154,6 +178,11 @@ class AdaptStrategy(abc.ABC):
     @abc.abstractmethod
     def predict_log(self, host: AdaptHost, X: np.ndarray) -> np.ndarray:
         """Natural log of the metric for encoded rows ``X`` (shape ``(n,)``)."""
+
+    def affine_form(self) -> "AffineForm | None":
+        """The fitted ``predict_log`` as an :class:`AffineForm`, or None where it is not affine in
+        the basis columns and the encoding (the default; hosts then call :meth:`predict_log`)."""
+        return None
 
     def log_std(self, n: int) -> np.ndarray:
         """Uncalibrated predictive std in log space of ``n`` rows: the leave-one-out RMS.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeperf.errors import ModelFileError
-from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
+from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, AffineForm, check_lengths
 from edgeperf.predictors.adapt._combination import fit_combination, sparse_combination
 from edgeperf.predictors.adapt._registry import register
 
@@ -74,6 +74,10 @@ class BayesStrategy(AdaptStrategy):
     def predict_log(self, host, X):
         return self.bayes_intercept_ + X.astype(np.float64) @ self.bayes_weights_
 
+    def affine_form(self):
+        self._check_fitted()
+        return AffineForm(float(self.bayes_intercept_), {}, np.asarray(self.bayes_weights_, dtype=np.float64))
+
     def check_host(self, host):
         _check_encoding_width(self.name, self.bayes_weights_, host)
 
@@ -104,6 +108,15 @@ class NNLSBayesStrategy(AdaptStrategy):
         out = self.nnls_share_ * (self.intercept_ + sparse_combination(host, X, self.basis_, self.weights_))
         if self.nnls_share_ < 1.0:
             out += (1.0 - self.nnls_share_) * (self.bayes_intercept_ + X.astype(np.float64) @ self.bayes_weights_)
+        return out
+
+    def affine_form(self):
+        self._check_fitted()
+        nnls = AffineForm(float(self.intercept_), {b: float(w) for b, w in zip(self.basis_, self.weights_) if w})
+        out = nnls.scaled(self.nnls_share_)
+        if self.nnls_share_ < 1.0:
+            bayes = AffineForm(float(self.bayes_intercept_), {}, np.asarray(self.bayes_weights_, dtype=np.float64))
+            out = out + bayes.scaled(1.0 - self.nnls_share_)
         return out
 
     def notes(self):

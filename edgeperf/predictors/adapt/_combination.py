@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from edgeperf.errors import ModelFileError
-from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
+from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, AffineForm, check_lengths
 from edgeperf.predictors.adapt._registry import register
 
 __all__ = ["CombinationStrategy", "RidgeStrategy", "NNLSStrategy", "fit_combination", "sparse_combination"]
@@ -83,6 +83,10 @@ class _LinearBasis(AdaptStrategy):
 
     def predict_log(self, host, X):
         return self.intercept_ + sparse_combination(host, X, self.basis_, self.weights_)
+
+    def affine_form(self):
+        self._check_fitted()
+        return AffineForm(float(self.intercept_), {b: float(w) for b, w in zip(self.basis_, self.weights_) if w})
 
     def _check_state(self, state):
         check_lengths(self.name, weights=(state["weights_"].size, len(state["basis_"])))

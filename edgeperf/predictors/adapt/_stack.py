@@ -116,6 +116,17 @@ class StackStrategy(AdaptStrategy):
     def predict_log(self, host, X):
         return sum(w * f.predict_log(host, X) for w, f in zip(self.stack_weights_, self.fitted_))
 
+    def affine_form(self):
+        """The weighted sum of the used candidates' forms (None when one of them is not affine)."""
+        self._check_fitted()
+        out = None
+        for w, f in zip(self.stack_weights_, self.fitted_):
+            form = f.affine_form()
+            if form is None:
+                return None
+            out = form.scaled(float(w)) if out is None else out + form.scaled(float(w))
+        return out
+
     def notes(self):
         return tuple(n for f in self.fitted_ for n in f.notes())
 
