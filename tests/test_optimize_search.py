@@ -258,3 +258,20 @@ def test_tolerance_defaults_by_objective_kind(accuracy):
     assert resolve_tolerance("auto", accuracy) == DEFAULT_TOLERANCE > 0
     assert resolve_tolerance("auto", objectives.get("macs")) == 0.0  # no natural scale: exact
     assert resolve_tolerance(0.05, objectives.get("macs")) == 0.05
+
+
+def test_repeated_exhaustive_search_equals_a_fresh_one():
+    """The whole-space scores are remembered per objective (keyed by the enumeration tuple):
+    a second search, and one over the same candidates as a list, give the same designs."""
+    p = small_predictor()
+    obj = objectives.get("accuracy", table=synthetic_accuracy())
+    budgets = {d: float(np.quantile(p.predict(ALL, device=d), 0.4)) for d in DEVICES}
+    first = search(p, objective=obj, budget_ms=budgets)
+    again = search(p, objective=obj, budget_ms=budgets)
+    listed = search(p, objective=objectives.get("accuracy", table=synthetic_accuracy()), budget_ms=budgets,
+                    candidates=list(ALL))
+    assert [d.arch for d in first] == [d.arch for d in again] == [d.arch for d in listed]
+    whole = tuple(ALL)
+    s1 = obj.score(whole, space="nasbench201")
+    s1[:] = -1.0  # the caller owns its copy
+    np.testing.assert_array_equal(obj.score(whole, space="nasbench201"), obj.score(list(ALL), space="nasbench201"))

@@ -103,24 +103,54 @@ def _beam(logp: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
     total = np.zeros((n, 1))
     rows_n = np.arange(n)[:, None]
     for lp in logp:
-        cand = (total[:, :, None] + lp[:, None, :]).reshape(n, -1)  # (n, beam * options)
-        if cand.shape[1] > width:  # the best `width` of each row; their order does not matter yet
-            flat = np.argpartition(-cand, width - 1, axis=1)[:, :width]
-        else:
-            flat = np.broadcast_to(np.arange(cand.shape[1]), cand.shape)
-        beam, opt = np.divmod(flat, lp.shape[1])
+        beam, opt, total = _beam_step(total, lp, width, rows_n)
         paths = np.concatenate([paths[rows_n, beam], opt[:, :, None]], axis=2)
-        total = cand[rows_n, flat]
     order = np.argsort(-total, axis=1, kind="stable")  # most probable first, once at the end
     paths, total = paths[rows_n, order], total[rows_n, order]
     return (paths[0], total[0]) if single else (paths, total)
 
 
+def _beam_codes(logp: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_beam` of ``(n, options)`` log-probs with each path as one mixed-radix integer
+    (``sum(path[k] * radix[k])``, :func:`_radix`) instead of an index tuple: the same beam, in
+    the same order, without building the tuples (the space's size must fit in int64)."""
+    n = logp[0].shape[0]
+    codes = np.zeros((n, 1), dtype=np.int64)
+    total = np.zeros((n, 1))
+    rows_n = np.arange(n)[:, None]
+    for lp in logp:
+        beam, opt, total = _beam_step(total, lp, width, rows_n)
+        codes = codes[rows_n, beam] * lp.shape[1] + opt
+    order = np.argsort(-total, axis=1, kind="stable")
+    return codes[rows_n, order], total[rows_n, order]
+
+
+def _beam_step(total, lp, width, rows_n):
+    """One decision of the beam: (beam index, option, log-probability) of the ``width`` best
+    extensions of each row; their order does not matter yet."""
+    n = total.shape[0]
+    cand = (total[:, :, None] + lp[:, None, :]).reshape(n, -1)  # (n, beam * options)
+    if cand.shape[1] > width:
+        flat = np.argpartition(-cand, width - 1, axis=1)[:, :width]
+    else:
+        flat = np.broadcast_to(np.arange(cand.shape[1]), cand.shape)
+    beam, opt = np.divmod(flat, lp.shape[1])
+    return beam, opt, cand[rows_n, flat]
+
+
+def _radix(sizes) -> "np.ndarray | None":
+    """Place values of the mixed-radix code of option-index rows (the last decision varies
+    fastest), or None when the space's size does not fit in int64."""
+    if math.prod(sizes) >= 2**62:
+        return None
+    return np.cumprod([1, *sizes[:0:-1]])[::-1].astype(np.int64)
+
+
 def _unique_rows(rows: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(rows, axis=0, return_inverse=True)`` of option-index rows, through one
     mixed-radix integer per row when the space's size fits in int64 (much faster)."""
-    if math.prod(sizes) < 2**62:
-        radix = np.cumprod([1, *sizes[:0:-1]])[::-1].astype(np.int64)
+    radix = _radix(sizes)
+    if radix is not None:
         codes, inverse = np.unique(rows @ radix, return_inverse=True)
         return (codes[:, None] // radix[None, :]) % np.asarray(sizes, dtype=np.int64), inverse.ravel()
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
@@ -401,26 +431,27 @@ class Designer(BaseEstimator):
         logp = self.log_probabilities(np.vstack([features[d] for d, _ in requests]), budgets)
         objective = self._ranking_objective(objective)
         width = max(self.beam, 4 * (k or 1))
-        decoded = self._decode(predictor, space, objective, requests, budgets, logp, width)
+        decoded = self._decode(predictor, space, objective, requests, budgets, logp, width, ranked=k is not None)
         rows = [(decoded, i) for i in range(len(requests))]
         retry = np.flatnonzero(decoded["n_fit"] == 0)
         if retry.size:  # nothing fits the narrow beam: look wider once, for those pairs only
             wider = self._decode(predictor, space, objective, [requests[i] for i in retry], budgets[retry],
-                                 [lp[retry] for lp in logp], _WIDER_BEAM * width)
+                                 [lp[retry] for lp in logp], _WIDER_BEAM * width, ranked=k is not None)
             for r, i in enumerate(retry):
                 rows[i] = (wider, r)
         if k is None and not retry.size:  # every pair has a fitting design: pick them with array operations
-            first = decoded["inverse"][np.arange(len(requests)), decoded["order"][:, 0]]
+            first = decoded["inverse"][np.arange(len(requests)), decoded["first"]]
             return [decoded["names"][j] for j in first]
         out = []
         for (device, budget), (dec, i) in zip(requests, rows):
             bound = dec["bound"][i]
-            chosen = dec["order"][i, : dec["n_fit"][i]]
-            if not chosen.size:
+            if not dec["n_fit"][i]:
                 warnings.warn(InfeasibleBudgetWarning(
                     f"none of the designer's {bound.size} candidates fits {budget:.4g} ms on {device} "
                     f"({self.bound_}); returning the fastest candidate, {bound.min():.4g} ms"), stacklevel=3)
                 chosen = np.array([int(bound.argmin())])
+            else:
+                chosen = dec["order"][i, : dec["n_fit"][i]] if k is not None else dec["first"][i : i + 1]
             arch_of = lambda j: dec["names"][dec["inverse"][i, j]]  # noqa: E731
             if k is None:
                 out.append(arch_of(chosen[0]))
@@ -433,41 +464,87 @@ class Designer(BaseEstimator):
             ])
         return out
 
-    def _decode(self, predictor, space, objective, requests, budgets, logp, width):
-        """One beam decode for all pairs, one bound call per device and one scoring call, ranked
-        with array operations: arrays over (pair, candidate) of point, bound, scores, the
-        candidates' positions in ranking order (those that fit first, ``n_fit`` of them per
-        pair) and their names (``names[inverse[pair, candidate]]``)."""
-        paths, _ = _beam(logp, width)  # (n, w, decisions)
-        n, w = paths.shape[:2]
-        unique, inverse = _unique_rows(paths.reshape(n * w, -1), [len(o) for _, o in self.choices_])
+    def _decode(self, predictor, space, objective, requests, budgets, logp, width, *, ranked):
+        """One beam decode for all pairs, one bound call per device and one scoring call:
+        arrays over (pair, candidate) of point, bound and scores, the number of candidates that
+        fit (``n_fit``), the position of each pair's pick (``first``; meaningful where one fits)
+        and with ``ranked`` every candidate's position in ranking order (``order``: those that fit
+        first). Candidate names: ``names[inverse[pair, candidate]]``.
+
+        The pick is the first candidate of the ranking, computed without sorting: among the
+        fitting candidates tied with the best score (within the tolerance), the one with the
+        smallest bound (ties: the more probable one); without an objective, the most probable one
+        that fits."""
+        sizes = [len(o) for _, o in self.choices_]
+        radix = _radix(sizes)
+        if radix is not None:  # paths as mixed-radix integers (NAS-Bench-201, OFA): no index tuples
+            codes, _ = _beam_codes(logp, width)
+            n, w = codes.shape
+            unique, inverse = np.unique(codes, return_inverse=True)
+            names = self._arch_names(space, unique, radix, sizes)
+        else:
+            paths, _ = _beam(logp, width)  # (n, w, decisions)
+            n, w = paths.shape[:2]
+            unique, inverse = _unique_rows(paths.reshape(n * w, -1), sizes)
+            names = [self._arch_of(space, p) for p in unique]
         inverse = inverse.reshape(n, w)
-        names = [self._arch_of(space, p) for p in unique]
-        point, bound = np.empty((n, w)), np.empty((n, w))
-        device_of = np.array([d for d, _ in requests], dtype=object)
-        for device in dict.fromkeys(device_of):
-            rows = np.flatnonzero(device_of == device)
-            used, local = np.unique(inverse[rows], return_inverse=True)
-            p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)(
-                [names[i] for i in used])
-            point[rows], bound[rows] = p[0][local].reshape(len(rows), w), b[0][local].reshape(len(rows), w)
+        point, bound = self._bounds(predictor, requests, names, inverse)
         fits = bound <= budgets[:, None]
-        row = np.repeat(np.arange(n), w)
+        n_fit = fits.sum(axis=1)
         if objective is not None:  # a table lookup: rank the fitting candidates by it
             scores = np.asarray(objective.score(names, space=space), dtype=np.float64)[inverse]
             masked = np.where(fits, scores, -np.inf)
             top = masked.max(axis=1, keepdims=True)
             tolerance = resolve_tolerance(self.tolerance, objective)
             tied = fits & (masked >= top - tolerance * np.abs(np.where(np.isfinite(top), top, 0.0)))
-            # fitting first; best score first, and designs within the tolerance of it by slack first
-            key = np.where(tied, -np.inf, -masked)
-            flat = np.lexsort((bound.ravel(), key.ravel(), ~fits.ravel(), row))
+            first = np.where(tied, bound, np.inf).argmin(axis=1)  # argmin: the earliest of equal bounds
         else:  # fitting first, by probability (the beam's order)
             scores = np.full((n, w), math.nan)
-            flat = np.lexsort((np.tile(np.arange(w), n), ~fits.ravel(), row))
-        order = flat.reshape(n, w) - (np.arange(n) * w)[:, None]
-        return {"names": names, "inverse": inverse, "order": order, "n_fit": fits.sum(axis=1),
-                "point": point, "bound": bound, "scores": scores}
+            first = fits.argmax(axis=1)
+        out = {"names": names, "inverse": inverse, "first": first, "n_fit": n_fit,
+               "point": point, "bound": bound, "scores": scores}
+        if ranked:
+            row = np.repeat(np.arange(n), w)
+            if objective is not None:
+                # fitting first; best score first, and designs within the tolerance of it by slack first
+                key = np.where(tied, -np.inf, -masked)
+                flat = np.lexsort((bound.ravel(), key.ravel(), ~fits.ravel(), row))
+            else:
+                flat = np.lexsort((np.tile(np.arange(w), n), ~fits.ravel(), row))
+            out["order"] = flat.reshape(n, w) - (np.arange(n) * w)[:, None]
+        return out
+
+    def _bounds(self, predictor, requests, names, inverse):
+        """(point, bound) arrays ``(pairs, candidates)``: one bound call per device, for the
+        distinct candidates of its pairs."""
+        n, w = inverse.shape
+        devices = [d for d, _ in requests]
+        if len(set(devices)) == 1:  # one device: every candidate is its
+            p, b = LatencyBound(predictor, devices[:1], margin=self.margin, confidence=self.confidence)(names)
+            return p[0][inverse], b[0][inverse]
+        point, bound = np.empty((n, w)), np.empty((n, w))
+        device_of = np.array(devices, dtype=object)
+        for device in dict.fromkeys(devices):
+            rows = np.flatnonzero(device_of == device)
+            used, local = np.unique(inverse[rows], return_inverse=True)
+            p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)(
+                [names[i] for i in used])
+            point[rows], bound[rows] = p[0][local].reshape(len(rows), w), b[0][local].reshape(len(rows), w)
+        return point, bound
+
+    def _arch_names(self, space, codes, radix, sizes) -> list[str]:
+        """Architecture strings of mixed-radix path codes (remembered, as in :meth:`_arch_of`)."""
+        memo = self.__dict__.setdefault("_code_memo", {})
+        if len(memo) >= _MAX_MEMO:
+            memo.clear()
+        get = memo.get
+        names = [get(c) for c in codes.tolist()]
+        missing = [i for i, a in enumerate(names) if a is None]
+        if missing:
+            rows = (codes[missing, None] // radix[None, :]) % np.asarray(sizes, dtype=np.int64)
+            for i, path in zip(missing, rows):
+                names[i] = memo[int(codes[i])] = space.from_choices(path)
+        return names
 
     def _arch_of(self, space, path) -> str:
         """The architecture string of one option tuple (remembered: building it is the slow part)."""

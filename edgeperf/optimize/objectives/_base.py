@@ -13,7 +13,10 @@ import numpy as np
 
 from edgeperf.errors import ArchitectureError, ObjectiveError
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "MEMO_MIN_ARCHS"]
+
+#: Tuples of at least this many architectures have their scores remembered (see ``score``).
+MEMO_MIN_ARCHS = 1000
 
 
 class Objective(abc.ABC):
@@ -49,11 +52,19 @@ class Objective(abc.ABC):
         """Scores (float64, higher is better) of ``archs``, strings of ``space`` (any spelling).
 
         Raises :class:`ObjectiveError` when an architecture has no score (naming it).
+
+        The scores of the last tuple of at least :data:`MEMO_MIN_ARCHS` architectures are
+        remembered, keyed by that tuple object (immutable; an exhaustive search passes the same
+        tuple of the whole space on every call), and returned as a copy when it comes again.
         """
         from edgeperf import spaces
 
         space = spaces.get(space)
         self.check_space(space)
+        memo = self.__dict__.get("_tuple_memo")
+        if memo is not None and memo[0] is archs and memo[1] == space.name:
+            return memo[2].copy()
+        given = archs
         archs = list(archs)
         # Callers mostly pass canonical strings (a search's 15,625 cells): score them as given and
         # canonicalise only what found no score (parsing everything would dominate a search).
@@ -77,6 +88,8 @@ class Objective(abc.ABC):
                 f"objective {self.describe()} has no score for {int(bad.sum())} of {len(archs)} "
                 f"{space.name} architectures, e.g. {first!r}; it does not cover the space"
             )
+        if isinstance(given, tuple) and len(given) >= MEMO_MIN_ARCHS:
+            self.__dict__["_tuple_memo"] = (given, space.name, out.copy())
         return out
 
     @abc.abstractmethod

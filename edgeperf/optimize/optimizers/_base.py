@@ -42,22 +42,28 @@ class Problem:
     # ---- evaluation ----------------------------------------------------------------------
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
         """Evaluate the architectures not seen yet; returns the archive positions of ``archs``."""
-        new = [a for a in dict.fromkeys(archs) if a not in self.position]
+        first = not self.archs
+        distinct = tuple(dict.fromkeys(archs))
+        new = distinct if first else tuple(a for a in distinct if a not in self.position)
         if new:
-            scores = self._score(new)
+            # The first batch of distinct archs (an exhaustive search's whole space) is passed to
+            # the objective and predictor as one tuple, so that they can recognise it.
+            scores = self._score(archs if first and len(distinct) == len(archs) and isinstance(archs, tuple) else new)
             point, bound = self._latency_bound(new)
             ok = bound <= self.budgets_ms[:, None]
             if self._extra is not None:
                 ok &= self._extra(new)
             self._energy_mj.append(self._energy(new) if self._energy is not None else None)
-            for a in new:
-                self.position[a] = len(self.archs)
-                self.archs.append(a)
+            start = len(self.archs)
+            self.position.update(zip(new, range(start, start + len(new))))
+            self.archs.extend(new)
             self._scores.append(scores)
             self._point.append(point)
             self._bound.append(bound)
             self._ok.append(ok)
             self._arrays = None
+        if first and len(new) == len(archs):  # all of them new and distinct: positions 0..n-1
+            return np.arange(len(new), dtype=np.int64)
         return np.array([self.position[a] for a in archs], dtype=np.int64)
 
     @property

@@ -23,6 +23,8 @@ class Exhaustive(Optimizer):
 
 
 @functools.lru_cache(maxsize=4)
-def _enumeration(space) -> list[str]:
-    """Every architecture of a finite space (a memo: spaces are immutable singletons)."""
-    return list(space.enumerate())
+def _enumeration(space) -> tuple[str, ...]:
+    """Every architecture of a finite space (a memo: spaces are immutable singletons), as one
+    tuple: the same object on every search, so objectives remember its scores
+    (:meth:`~edgeperf.optimize.objectives.Objective.score`)."""
+    return tuple(space.enumerate())
