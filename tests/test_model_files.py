@@ -122,7 +122,8 @@ def test_previous_format_loads_or_says_what_to_do():
     ref = json.loads((DATA / "model_v1.json").read_text())
     p = ep.load(DATA / "model_v1.edgeperf")
     for dev, expected in ref["expected_ms"].items():
-        np.testing.assert_array_equal(p.predict(ref["archs"], device=dev), expected)
+        # rtol, not equality: the ridge part's float64 sums differ by 1 ulp across numpy releases.
+        np.testing.assert_allclose(p.predict(ref["archs"], device=dev), expected, rtol=1e-12)
     with pytest.raises(ModelFileError, match="drop_adapted=True"):
         ep.load(DATA / "model_v1_adapted.edgeperf")
     q = ep.load(DATA / "model_v1_adapted.edgeperf", drop_adapted=True)

@@ -7,7 +7,8 @@ import edgeperf as ep
 from edgeperf.predictors import _fasttrees
 from edgeperf.predictors._fasttrees import FastJoint, TreeArrays
 
-SMALL = {"n_estimators": 30, "max_depth": 6}
+from _predictor_support import small_joint_with_adapted
+
 
 
 def _booster(seed=0, n=600, k=4, d=12, missing=0.15):
@@ -54,23 +55,11 @@ def test_specialisation_drops_the_fixed_features_and_is_memoised():
     assert fast.specialised(e3) is fast.specialised(e3)
 
 
-def _fitted(space_name):
-    table = ep.datasets.load({"fbnet": "help-fbnet", "ofa_mbv3": "help-ofa-mbv3"}[space_name])
-    wide = table.wide()
-    devices = [c for c in wide.columns if c != "arch_index"]
-    refs = ep.predictors.reference_archs(space_name)
-    archs = set(wide.index[wide["arch_index"] < 300]) | set(refs)
-    p = ep.JointPredictor(model_params=SMALL).fit(table.select(devices=devices[:5], archs=archs))
-    ad = refs + list(wide.index[wide["arch_index"] >= 300][:10])
-    values = wide.loc[ad, devices[6]].to_numpy()
-    p.adapt("nnls-bayes", archs=ad, values=values)
-    p.adapt("sig", archs=ad, values=values, strategy="signature+calibration")
-    return p
-
-
 @pytest.fixture(scope="module", params=["fbnet", "ofa_mbv3"])
 def fitted(request):
-    return _fitted(request.param)
+    return small_joint_with_adapted(
+        request.param, {"nnls-bayes": None, "sig": "signature+calibration"}
+    )
 
 
 def _reference(p, archs, device, method="predict", **kw):

@@ -305,6 +305,8 @@ class JointPredictor(BasePredictor):
     def _code_evaluator(self, device):
         """The device's single-architecture evaluator, built on its :data:`CODE_EVALUATOR_AFTER`-th
         single-string call; None before, and where the model, space or strategy has none."""
+        if not hasattr(self, "devices_"):  # unfitted: the general path says so
+            return None
         evaluators = self.__dict__.get("_code_evaluators")
         if evaluators is None:
             evaluators = self._code_evaluators = {}
@@ -312,7 +314,7 @@ class JointPredictor(BasePredictor):
         if self._fast_joint() is None:  # (benchmarks switch the fast paths off this way)
             return None
         if got is None or type(got) is int:
-            if not hasattr(self, "devices_") or not isinstance(device, str) or device not in self._device_set():
+            if not isinstance(device, str) or device not in self._device_set():
                 return None
             calls = (got or 0) + 1
             if calls < CODE_EVALUATOR_AFTER:
