@@ -7,6 +7,7 @@ SMALL_TREES = {"n_estimators": 30, "max_depth": 6}
 N_TRAIN_ARCHS = 300  # per device, plus the reference set
 N_TRAIN_DEVICES = 5
 N_EXTRA_ADAPT = 10  # adaptation measurements beyond the reference set (HELP's 10 + 10)
+TARGET_COLUMN = N_TRAIN_DEVICES + 1  # the device the adapted ones copy: one not trained on
 
 
 def small_joint_with_adapted(space_name: str, adaptations: dict) -> "ep.JointPredictor":
@@ -22,7 +23,7 @@ def small_joint_with_adapted(space_name: str, adaptations: dict) -> "ep.JointPre
         table.select(devices=devices[:N_TRAIN_DEVICES], archs=archs)
     )
     measured = refs + list(wide.index[wide["arch_index"] >= N_TRAIN_ARCHS][:N_EXTRA_ADAPT])
-    values = wide.loc[measured, devices[N_TRAIN_DEVICES + 1]].to_numpy()
+    values = wide.loc[measured, devices[TARGET_COLUMN]].to_numpy()
     for name, strategy in adaptations.items():
         p.adapt(name, archs=measured, values=values, strategy=strategy)
     return p

@@ -10,7 +10,6 @@ from edgeperf.predictors._fasttrees import FastJoint, TreeArrays
 from _predictor_support import small_joint_with_adapted
 
 
-
 def _booster(seed=0, n=600, k=4, d=12, missing=0.15):
     """A booster over [k fixed features, d free ones], trained with missing values in both."""
     import xgboost
@@ -58,7 +57,7 @@ def test_specialisation_drops_the_fixed_features_and_is_memoised():
 @pytest.fixture(scope="module", params=["fbnet", "ofa_mbv3"])
 def fitted(request):
     return small_joint_with_adapted(
-        request.param, {"nnls-bayes": None, "sig": "signature+calibration"}
+        request.param, {"default": None, "sig": "signature+calibration"}
     )
 
 
@@ -76,7 +75,7 @@ def test_fast_path_equals_xgboost_for_trained_and_adapted_devices(fitted, tmp_pa
     archs = space.sample(600, seed=5)
     loaded = ep.load(fitted.save(tmp_path / "m.edgeperf"))
     for p in (fitted, loaded):
-        for dev in (fitted.train_devices_[0], fitted.train_devices_[-1], "nnls-bayes", "sig"):
+        for dev in (fitted.train_devices_[0], fitted.train_devices_[-1], "default", "sig"):
             want = _reference(p, archs, dev)
             got = np.concatenate([p.predict(archs[i : i + 100], device=dev) for i in range(0, 600, 100)])
             np.testing.assert_allclose(got, want, rtol=1e-6)
@@ -89,7 +88,7 @@ def test_fast_path_equals_xgboost_for_trained_and_adapted_devices(fitted, tmp_pa
     monkeypatch.setattr(_fasttrees, "BOOSTER_MIN_ROWS", 300)  # big batches: the specialised XGBoost model
     monkeypatch.setattr(_fasttrees, "BOOSTER_MIN_NODES", 0)
     X = space.encode(archs)
-    for dev in (fitted.train_devices_[1], "nnls-bayes"):
+    for dev in (fitted.train_devices_[1], "default"):
         np.testing.assert_allclose(loaded.predict(X, device=dev), _reference(loaded, X, dev), rtol=1e-6)
 
 
