@@ -15,7 +15,8 @@ from edgeperf.bespoke._alternatives import ChannelAdapted, compatible, donor_alt
 from edgeperf.bespoke._graph import BlockGraph, cut_points  # noqa: E402
 from edgeperf.bespoke._search import score  # noqa: E402
 from edgeperf.bespoke._train import distill  # noqa: E402
-from edgeperf.errors import BudgetInfeasibleError, IncompatibleDonorError, UntraceableModelError  # noqa: E402
+from edgeperf.errors import (BudgetInfeasibleError, IncompatibleDonorError, InvalidParameterError,  # noqa: E402
+                             UntraceableModelError)
 
 RES = 16
 
@@ -292,6 +293,62 @@ def test_a_budget_no_combination_meets_is_refused(tiny_house):
         house.search(target="onnxruntime:t1", budget_ms=1e-6, measure=False)
 
 
+def test_a_ratio_budget_the_estimate_calls_impossible_is_timed_before_it_is_refused(tiny_house, monkeypatch):
+    import edgeperf.bespoke._house as house_module
+
+    house, _, _, _ = tiny_house
+    teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
+    fastest, _ = min_latency(house.candidates("onnxruntime:t1"), teacher_ms)
+    ratio = 0.9 * fastest / teacher_ms  # estimated out of reach
+    # the fastest set measures under the budget: a student, within budget
+    monkeypatch.setattr(house_module, "ModuleLatency", _ScriptedTimer([10 * ratio * 0.9] * 3 * 6))
+    _, report = house.search(target="onnxruntime:t1", budget_ratio=ratio, steps=300, finetune_epochs=0)
+    assert report["within_budget"] and report["attempts"][0]["search_budget_ms"] > ratio * teacher_ms
+    # it measures over: refused, saying what the estimate and the timing found
+    monkeypatch.setattr(house_module, "ModuleLatency", _ScriptedTimer([10 * ratio * 1.2] * 3 * 6))
+    with pytest.raises(BudgetInfeasibleError, match="no combination.*fastest set timed on onnxruntime:t1 measured"):
+        house.search(target="onnxruntime:t1", budget_ratio=ratio, steps=300, finetune_epochs=0)
+    with pytest.raises(BudgetInfeasibleError, match="no combination"):  # a budget in ms is not timed first
+        house.search(target="onnxruntime:t1", budget_ms=ratio * teacher_ms, steps=300, finetune_epochs=0)
+
+
+def test_kd_with_the_teachers_logits_computed_once_equals_kd_with_a_teacher_pass_per_batch(tiny_house):
+    from edgeperf.bespoke._train import kd_finetune
+
+    house, _, _, _ = tiny_house
+    alt = next(a for a in house.alternatives if a.kind == "pruned")
+    images = house.data.train
+    students = [house.student([alt.id]) for _ in range(2)]
+    kd_finetune(students[0], house.teacher, images, epochs=2, lr=1e-2)
+    kd_finetune(students[1], house.teacher, images, epochs=2, lr=1e-2, teacher_logits=house.teacher_logits("train"))
+    for a, b in zip(students[0].parameters(), students[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(next(students[0].parameters()), next(house.student([alt.id]).parameters()))  # it trained
+    with pytest.raises(InvalidParameterError, match="one row per image"):
+        kd_finetune(students[0], house.teacher, images, teacher_logits=house.teacher_logits("train")[:3])
+
+
+def test_teacher_logits_are_saved_with_a_house_of_folder_images(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    teacher = _tiny(0)
+    house = build_house(("tiny", teacher), data=folder, resolution=RES, ratios=(0.5,), n_train=8, n_held_out=4,
+                        distill=None, path=tmp_path / "house")
+    assert house.costs_["teacher_logits_cpu_s"] >= 0
+    with np.load(tmp_path / "house" / "arrays.npz") as arr:
+        assert arr["teacher_logits/train"].shape == (8, 10) and arr["teacher_logits/held_out"].shape == (4, 10)
+    again = load_house(tmp_path / "house", teacher=teacher)
+    for split in ("train", "held_out"):
+        torch.testing.assert_close(again.teacher_logits(split), house.teacher_logits(split))
+    with pytest.raises(InvalidParameterError, match="expected a split"):
+        house.teacher_logits("test")
+
+
 def test_a_donor_with_no_compatible_block_is_refused():
     with pytest.raises(IncompatibleDonorError, match="no block whose input and output spatial sizes match"):
         build_house(("tiny", _tiny(0)), donors=[("strided", _tiny(1, stem_stride=4))], data=_images(8, 4),
@@ -383,9 +440,20 @@ class _ScriptedTimer:
     def __init__(self, student_ms):
         self.student_ms = list(student_ms)
         self.calls = []
+        self._held = {}  # the attribute ModuleLatency.relative consults
+        self.holds = []
+        self.closed = False
 
     def __call__(self, target, **_):
         return self
+
+    def hold(self, module, input_shape, *, key):  # loads only what is not loaded yet, as ModuleLatency does
+        if key not in self._held:
+            self._held[key] = module
+            self.holds.append(key)
+
+    def release(self, key):
+        self._held.pop(key, None)
 
     def ms(self, module, input_shape, *, key=None):
         self.calls.append(key)
@@ -398,7 +466,7 @@ class _ScriptedTimer:
         return {"target": "scripted"}
 
     def close(self):
-        pass
+        self.closed = True
 
 
 def test_relative_timing_alternates_with_the_reference_and_takes_the_median_ratio():
@@ -406,6 +474,31 @@ def test_relative_timing_alternates_with_the_reference_and_takes_the_median_rati
     got = timer.relative(nn.Identity(), nn.Identity(), (3, RES, RES), key="s", reference_key="teacher", rounds=3)
     assert timer.calls == ["teacher", "s", "teacher", "s", "teacher", "s", "teacher"]
     assert got["ratios"] == pytest.approx([0.5, 0.9, 0.6]) and got["ratio"] == pytest.approx(0.6)
+    assert not timer._held  # both were loaded for the rounds only
+    timer.hold(nn.Identity(), (3, RES, RES), key="teacher")
+    timer.student_ms = [5.0]
+    timer.relative(nn.Identity(), nn.Identity(), (3, RES, RES), key="s2", reference_key="teacher", rounds=1)
+    assert set(timer._held) == {"teacher"}  # a reference held before stays held for the next model
+
+
+def test_a_held_module_is_loaded_once_and_timed_many_times(monkeypatch):
+    from edgeperf.bespoke._latency import ModuleLatency, _ModuleSpace
+
+    exports = []
+    real_export = _ModuleSpace.export_onnx
+    monkeypatch.setattr(_ModuleSpace, "export_onnx", lambda self, arch, path, batch_size=1: (
+        exports.append(arch), real_export(self, arch, path, batch_size))[1])
+    timer = ModuleLatency("onnxruntime:t1")
+    try:
+        conv = nn.Conv2d(3, 4, 3)
+        timer.hold(conv, (3, RES, RES), key="conv")
+        assert all(timer.ms(conv, (3, RES, RES), key="conv") > 0 for _ in range(3))
+        assert exports == ["conv"]
+        timer.release("conv")
+        timer.ms(conv, (3, RES, RES), key="conv")
+        assert exports == ["conv", "conv"]  # released: the next timing loads it again
+    finally:
+        timer.close()
 
 
 def test_search_tightens_until_the_student_measures_under_budget_with_margin(tiny_house, monkeypatch):
@@ -419,6 +512,8 @@ def test_search_tightens_until_the_student_measures_under_budget_with_margin(tin
     timer = _ScriptedTimer([10 * ratio * f for f in (1.03, 0.99, 0.5, 0.9) for _ in range(3)])
     monkeypatch.setattr(house_module, "ModuleLatency", timer)
     _, report = house.search(target="onnxruntime:t1", budget_ratio=ratio, steps=300, finetune_epochs=0, margin=0.03)
+    # the teacher is loaded once, before the first timing, for every attempt; the timer closed at the end
+    assert timer.holds[0] == "teacher" and timer.holds.count("teacher") == 1 and timer.closed
     got = [a["relative_latency"] for a in report["attempts"]]
     assert got == pytest.approx([ratio * 1.03, ratio * 0.99, ratio * 0.5, ratio * 0.9])
     budgets = [a["search_budget_ms"] for a in report["attempts"]]

@@ -212,3 +212,21 @@ def test_onnxruntime_int8_dynamic_quantisation_runs_a_quantised_model(tmp_path):
     assert rows[0].device == prof.device_name and rows[0].value > 0
     stats, _ = prof.measure_onnx(path)  # a user's ONNX file is quantised in a scratch folder
     assert stats.median_ms > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.onnx", "m.onnx"]
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", "torch"])
+def test_an_open_model_is_loaded_once_and_timed_as_often_as_asked(kind, monkeypatch):
+    prof = profilers.get(kind)(protocol=FAST)
+    loads, unloads = [], []
+    real_load, real_unload = type(prof)._load, type(prof)._unload
+    monkeypatch.setattr(type(prof), "_load", lambda self, *a: (loads.append(a[1]), real_load(self, *a))[1])
+    monkeypatch.setattr(type(prof), "_unload", lambda self, h: (unloads.append(1), real_unload(self, h))[1])
+    arch = _archs("nasbench201", 1)[0]
+    with prof.open(spaces.get("nasbench201"), arch) as model:
+        timings = [model.measure()[0] for _ in range(3)]
+    assert loads == [arch] and len(unloads) == 1
+    assert all(t.runs == FAST.repeats and t.min_ms > 0 for t in timings)
+    with pytest.raises(InvalidParameterError, match="closed"):
+        model.measure()
+    model.close()  # closing twice is harmless
+    assert len(unloads) == 1

@@ -4,8 +4,6 @@ pretrained networks (as shipped; they are ImageNet classifiers already)."""
 
 from __future__ import annotations
 
-import tempfile
-
 import torch
 
 from edgeperf.bespoke import donors as donor_registry
@@ -23,13 +21,13 @@ UNIFORM_RATIOS = (0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 def _relative(target: str, models: dict, house) -> dict:
     """Each model's latency relative to the teacher, timed alternately with it
     (:meth:`ModuleLatency.relative`: absolute milliseconds drift with the load of a shared machine)."""
-    with tempfile.TemporaryDirectory(prefix="edgeperf-bespoke-") as cache:
-        timer = ModuleLatency(target, export_cache=cache)
-        try:
-            return {k: timer.relative(m, house.teacher, house.input_shape, key=f"baseline-{k}", reference_key="teacher")
-                    for k, m in models.items()}
-        finally:
-            timer.close()
+    timer = ModuleLatency(target, export_cache=house.export_cache())
+    try:
+        timer.hold(house.teacher, house.input_shape, key="teacher")  # one load for every model's rounds
+        return {k: timer.relative(m, house.teacher, house.input_shape, key=f"baseline-{k}", reference_key="teacher")
+                for k, m in models.items()}
+    finally:
+        timer.close()
 
 
 def uniform_pruning_curve(house, target: str, ratios=UNIFORM_RATIOS) -> dict[float, float]:
@@ -52,7 +50,7 @@ def uniform_baseline(house, target: str, relative_latency: float, curve: dict[fl
     before = fidelity(model, house.teacher_logits(), data.held_out, labels=data.held_out_labels)
     if finetune_epochs:
         kd_finetune(model, house.teacher, data.train, epochs=finetune_epochs, batch_size=FINETUNE_BATCH,
-                    lr=finetune_lr, seed=seed, hints=house.hints(model) if hint_weight else None,
+                    lr=finetune_lr, seed=seed, teacher_logits=house.teacher_logits("train"), hints=house.hints(model) if hint_weight else None,
                     hint_weight=hint_weight)
     return {
         "name": f"uniform pruning {ratio:.2f}", "ratio": ratio, "relative_latency": curve[ratio], "params": params_of(model),

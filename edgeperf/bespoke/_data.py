@@ -214,8 +214,14 @@ class ImageSet:
         }
 
 
+def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, seed: int = 0):
+    """Index tensors of the batches of ``n`` items, optionally in a seeded random order."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
 def as_batches(x: torch.Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0):
     """Batches of ``x`` (a tensor), optionally in a seeded random order."""
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(len(x))
-    for i in range(0, len(x), batch_size):
-        yield x[order[i : i + batch_size]]
+    for idx in batch_indices(len(x), batch_size, shuffle=shuffle, seed=seed):
+        yield x[idx]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,9 +128,15 @@ def _fold_constants(path: Path) -> None:
     folded.replace(path)
 
 
+def _unique_key() -> str:
+    """A key for a module given none: never another module's, even in an export cache shared by
+    several timers."""
+    return f"m-{uuid.uuid4().hex}"
+
+
 #: Ratios (model timing / reference timings around it) whose median :meth:`ModuleLatency.relative`
-#: reports; fewer on TVM, where every timing recompiles the model (seconds per model here).
-PAIRED_ROUNDS, PAIRED_ROUNDS_BY_KIND = 3, {"tvm": 1}
+#: reports.
+PAIRED_ROUNDS = 3
 #: Targets whose importer needs constant-folded ONNX (see :class:`_ModuleSpace`).
 _FOLD_KINDS = ("tvm",)
 
@@ -145,14 +152,27 @@ class ModuleLatency:
         self.profiler = self.target.profiler(protocol, **options)
         self._space = _ModuleSpace(Path(export_cache) if export_cache is not None else None,
                                    fold_constants=self.target.kind in _FOLD_KINDS)
-        self._count = 0
+        self._held: dict = {}
+
+    def hold(self, module, input_shape, *, key: str) -> None:
+        """Load ``module`` once (export, session, TVM compile) and keep it loaded under ``key``:
+        every later timing of ``key`` reuses it, until :meth:`release` or :meth:`close`."""
+        if key not in self._held:
+            self._space.add(key, module, input_shape)
+            self._held[key] = self.profiler.open(self._space, key)
+
+    def release(self, key: str) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            held.close()
 
     def stats(self, module, input_shape, *, key: str | None = None):
         import torch
 
-        key = self._space.add(key or f"m{self._count}", module, input_shape)
-        self._count += 1
         with torch.no_grad():
+            if key in self._held:
+                return self._held[key].measure()[0]
+            key = self._space.add(key or _unique_key(), module, input_shape)
             stats, _ = self.profiler.measure(self._space, key)
         return stats
 
@@ -163,21 +183,29 @@ class ModuleLatency:
         return float(self.stats(module, input_shape, key=key).min_ms)
 
     def relative(self, model, reference, input_shape, *, key: str | None = None, reference_key: str = "reference",
-                 rounds: int | None = None) -> dict:
+                 rounds: int = PAIRED_ROUNDS) -> dict:
         """Latency of ``model`` relative to ``reference``, timed alternately (R M R ... M R): each
         ratio divides one timing of the model by the mean of the reference's timings just before
         and after it, so a change of load from one minute to the next cancels out; the median of
-        ``rounds`` ratios (default :data:`PAIRED_ROUNDS`) resists one disturbed pair.
-        Returns ``{"ratio", "ms", "reference_ms", "ratios"}`` (ms: medians of the timings)."""
+        ``rounds`` ratios resists one disturbed pair. Both stay loaded for the rounds (a reference
+        already held stays held after). Returns ``{"ratio", "ms", "reference_ms", "ratios"}`` (ms:
+        medians of the timings)."""
         import numpy as np
 
-        rounds = rounds or PAIRED_ROUNDS_BY_KIND.get(self.target.kind, PAIRED_ROUNDS)
-        key = key or f"model{self._count}"  # one key: an export cache serves every round
-        ref = [self.ms(reference, input_shape, key=reference_key)]
-        ms = []
-        for _ in range(rounds):
-            ms.append(self.ms(model, input_shape, key=key))
-            ref.append(self.ms(reference, input_shape, key=reference_key))
+        key = key or _unique_key()
+        held_before = reference_key in self._held
+        self.hold(reference, input_shape, key=reference_key)
+        self.hold(model, input_shape, key=key)
+        try:
+            ref = [self.ms(reference, input_shape, key=reference_key)]
+            ms = []
+            for _ in range(rounds):
+                ms.append(self.ms(model, input_shape, key=key))
+                ref.append(self.ms(reference, input_shape, key=reference_key))
+        finally:
+            self.release(key)
+            if not held_before:
+                self.release(reference_key)
         ratios = [m / ((a + b) / 2) for m, a, b in zip(ms, ref, ref[1:])]
         return {"ratio": float(np.median(ratios)), "ms": float(np.median(ms)), "reference_ms": float(np.median(ref)),
                 "ratios": ratios}
@@ -189,4 +217,6 @@ class ModuleLatency:
                 "protocol": self.profiler.protocol.to_dict()}
 
     def close(self) -> None:
+        for key in list(self._held):
+            self.release(key)
         self.profiler.close()

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edgeperf.bespoke._data import as_batches
+from edgeperf.bespoke._data import as_batches, batch_indices
 from edgeperf.errors import InvalidParameterError
 
 __all__ = ["DistillConfig", "distill", "reconstruct_pruned", "fidelity", "block_drops", "kd_finetune", "freeze_batchnorm", "params_of"]
@@ -250,7 +250,7 @@ FINETUNE_MAX_GRAD_NORM = 1.0
 def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *, epochs: int = 1,
                 batch_size: int = 16, lr: float = 1e-4, temperature: float = 2.0, seed: int = 0,
                 hints: tuple[nn.Module, nn.Module] | None = None, hint_weight: float = 1.0,
-                progress=_no_progress) -> list[float]:
+                teacher_logits: torch.Tensor | None = None, progress=_no_progress) -> list[float]:
     """Knowledge distillation (Hinton et al.): the student matches the teacher's softened outputs.
     Batch norms stay frozen (few images, small batches). SGD with momentum, not Adam: Adam moves
     every weight by about ``lr`` per step even where the gradient is ~0, which on a student that
@@ -260,7 +260,15 @@ def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *,
     student's sharing its weights, see :func:`~edgeperf.bespoke._graph.tap`). Each activation pair
     adds ``hint_weight`` x its MSE over the teacher activation's variance (averaged over pairs) to
     the loss (FitNets-style hints): a dense signal at every replaced block's output, which
-    a few hundred images of logits alone do not give."""
+    a few hundred images of logits alone do not give.
+
+    ``teacher_logits``: the teacher's logits on ``images`` (row per image), computed once for every
+    student of a house instead of a teacher pass per batch (ignored with hints, which need the
+    teacher's activations)."""
+    if teacher_logits is not None and len(teacher_logits) != len(images):
+        raise InvalidParameterError(f"expected teacher_logits with one row per image ({len(images)}), "
+                                    f"got {len(teacher_logits)}")
+    cached = teacher_logits if hints is None else None
     teacher.eval()
     student_run, teacher_run = hints if hints is not None else (student, teacher)
     teacher_run.eval()
@@ -268,9 +276,13 @@ def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *,
     losses = []
     for epoch in range(epochs):
         total, n = 0.0, 0
-        for batch in as_batches(images, batch_size, shuffle=True, seed=seed + 1000 + epoch):
-            with torch.no_grad():
-                t = teacher_run(batch)
+        for idx in batch_indices(len(images), batch_size, shuffle=True, seed=seed + 1000 + epoch):
+            batch = images[idx]
+            if cached is not None:
+                t = cached[idx]
+            else:
+                with torch.no_grad():
+                    t = teacher_run(batch)
             freeze_batchnorm(student_run.train())
             s = student_run(batch)
             if hints is not None:

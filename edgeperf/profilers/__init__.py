@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from edgeperf.profilers._base import Profiler
+from edgeperf.profilers._base import OpenModel, Profiler
 from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
 from edgeperf.profilers._runner import ProfileSummary, profile_archs, progress_bar, sample_archs
 from edgeperf.registry import Registry
 
 __all__ = [
-    "Profiler", "MeasurementProtocol", "TimingStats", "register", "get", "names",
+    "Profiler", "OpenModel", "MeasurementProtocol", "TimingStats", "register", "get", "names",
     "profile_archs", "sample_archs", "ProfileSummary", "progress_bar", "energy",
 ]
 

@@ -19,7 +19,7 @@ from edgeperf._version import __version__
 from edgeperf.datasets import DeviceSpec, Measurement
 from edgeperf.profilers._protocol import MeasurementProtocol, TimingStats
 
-__all__ = ["Profiler"]
+__all__ = ["Profiler", "OpenModel"]
 
 
 class Profiler(abc.ABC):
@@ -130,8 +130,20 @@ class Profiler(abc.ABC):
 
     def measure(self, space, arch: str) -> tuple[TimingStats, dict | None]:
         """Time one architecture; also the energy reading's summary when a meter is attached."""
-        with tempfile.TemporaryDirectory(prefix="edgeperf-") as tmp:
-            return self._measure_handle(self._load(space, arch, Path(tmp)))
+        with self.open(space, arch) as model:
+            return model.measure()
+
+    def open(self, space, arch: str) -> "OpenModel":
+        """Load ``arch`` once (export, compile, open a session) and keep it loaded: the returned
+        :class:`OpenModel` times it as often as asked, without paying the load again (a TVM
+        compile costs seconds; timing a model alternately with a reference needs many timings)."""
+        workdir = tempfile.TemporaryDirectory(prefix="edgeperf-")
+        try:
+            handle = self._load(space, arch, Path(workdir.name))
+        except BaseException:
+            workdir.cleanup()
+            raise
+        return OpenModel(self, handle, workdir)
 
     def measure_onnx(self, path, *, input_shape=None) -> tuple[TimingStats, dict | None]:
         """Time a user's own ONNX model (any network, not only a search space's) under the same
@@ -148,20 +160,24 @@ class Profiler(abc.ABC):
         return self._measure_handle(loader(path, input_shape))
 
     def _measure_handle(self, handle) -> tuple[TimingStats, dict | None]:
-        """Warm up and time a loaded model (reading the energy meter around the timed rounds)."""
+        """Time a loaded model once, then unload it."""
         try:
-            self._warmup(handle)
-            if self.energy_meter is None:
-                return self.protocol.stabilize(lambda: self._timed_round(handle)), None
-            self.energy_meter.start()
-            try:
-                stats = self.protocol.stabilize(lambda: self._timed_round(handle))
-            finally:
-                reading = self.energy_meter.stop()
-            inferences = self.protocol.repeats * stats.attempts * self.runs_per_sample
-            return stats, {"energy_mj": reading.per_inference_mj(inferences), "reading": reading}
+            return self._time_handle(handle)
         finally:
             self._unload(handle)
+
+    def _time_handle(self, handle) -> tuple[TimingStats, dict | None]:
+        """Warm up and time a loaded model (reading the energy meter around the timed rounds)."""
+        self._warmup(handle)
+        if self.energy_meter is None:
+            return self.protocol.stabilize(lambda: self._timed_round(handle)), None
+        self.energy_meter.start()
+        try:
+            stats = self.protocol.stabilize(lambda: self._timed_round(handle))
+        finally:
+            reading = self.energy_meter.stop()
+        inferences = self.protocol.repeats * stats.attempts * self.runs_per_sample
+        return stats, {"energy_mj": reading.per_inference_mj(inferences), "reading": reading}
 
     def profile(self, space, arch: str) -> list[Measurement]:
         """Measure ``arch`` of ``space``: a ``latency_ms`` record, plus ``energy_mj`` with a meter."""
@@ -197,3 +213,35 @@ class Profiler(abc.ABC):
         if energy is not None:
             rows.append(Measurement(metric="energy_mj", value=energy["energy_mj"], **common))
         return rows
+
+
+class OpenModel:
+    """A model loaded on a profiler (see :meth:`Profiler.open`): :meth:`measure` warms it up and
+    times it under the profiler's protocol, as often as called; :meth:`close` (or leaving the
+    ``with`` block) unloads it."""
+
+    def __init__(self, profiler: Profiler, handle: Any, workdir: tempfile.TemporaryDirectory):
+        self._profiler = profiler
+        self._handle = handle
+        self._workdir = workdir
+
+    def measure(self) -> tuple[TimingStats, dict | None]:
+        if self._handle is None:
+            from edgeperf.errors import InvalidParameterError
+
+            raise InvalidParameterError("this model was closed: open it again with profiler.open(space, arch)")
+        return self._profiler._time_handle(self._handle)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            try:
+                self._profiler._unload(handle)
+            finally:
+                self._workdir.cleanup()
+
+    def __enter__(self) -> "OpenModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
