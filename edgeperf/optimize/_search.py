@@ -18,7 +18,7 @@ __all__ = ["search", "Design", "SearchResult", "InfeasibleBudgetWarning", "Laten
 #: Quantile of the predicted latency kept within the budget when the predictor has
 #: ``predict_quantile`` (contract C1), alone: no floor below it. On ``benchmarks/optimize.py``
 #: (hardware types held out, 20-measurement adaptation, 5 draws) 0.95 kept every design within
-#: budget on phones and server CPUs; 0.9 saved 0.1-0.4 accuracy points but let 4 % of the
+#: budget on phones and server CPUs; 0.9 saved 0.1-0.45 accuracy points but let 4 % of the
 #: server-CPU designs (20 % at the 30 % budget quantile) overrun, too close to the 95 % goal.
 DEFAULT_CONFIDENCE = 0.95
 #: Without ``predict_quantile``: the prediction plus this fraction must fit the budget. Chosen on
