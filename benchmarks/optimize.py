@@ -53,14 +53,18 @@ from edgeperf.optimize import Designer, InfeasibleBudgetWarning, objectives, sea
 from _help_protocol import N_TRAIN
 
 QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
-#: Margin rules of the search table. "default": the library's (the larger of the calibrated,
-#: robust 95% quantile and prediction + 20%); "quantile": that quantile alone; "rms-*": the same
-#: two with the previous spread (plain leave-one-out RMS x its factor; "rms-default" was the
-#: default before); "own-conformal": the default or the device's own split-conformal 95%
-#: quantile of its leave-one-out residuals, whichever is larger; numbers: prediction x (1 + m).
-RULES = ("default", "quantile", "rms-default", "rms-quantile", "own-conformal", 0.0, 0.1, 0.2, 0.3)
+#: Margin rules of the search table. "default": the library's margin and confidence;
+#: "quantile@C": the calibrated, robust C quantile alone (``margin="quantile", confidence=C``);
+#: "quantile+20%": the larger of the 95% quantile and prediction + 20% (the default before);
+#: "own-conformal": the device's own split-conformal 95% quantile of its 20 leave-one-out
+#: residuals; numbers: prediction x (1 + m). "+measured": the 20 adaptation measurements are
+#: passed as ``measured=`` (known exactly, no margin).
+RULES = ("default", "default+measured", "quantile+20%", "quantile@0.9", "quantile@0.9+measured",
+         "quantile@0.8+measured", "own-conformal+measured", 0.0, 0.2)
+#: Designer rows: decode-time confidence ("default": the one it was trained with) x measured.
+DESIGNER_RULES = ("default", "default+measured", "quantile@0.9+measured")
 #: Risk-aware choice: designs within this share of the best feasible score tie, the most slack wins.
-TOLERANCES = (0.0, 0.001, 0.002, "auto", 0.008)
+TOLERANCES = (0.0, 0.001, "auto", 0.004, 0.008)
 N_ADAPT_RANDOM = 10
 SPLITS = {
     "nasbench201": {
@@ -104,25 +108,26 @@ class _RuleBounds:
 
 
 def _rule_predictor(predictor, rule, held, ref_arch):
-    """(predictor, margin argument of search) for one rule of :data:`RULES`."""
+    """(predictor, search keyword arguments) for one rule of :data:`RULES` (without "+measured")."""
+    rule = rule.removesuffix("+measured") if isinstance(rule, str) else rule
     if not isinstance(rule, str):
-        return predictor, rule
-    if rule in ("default", "quantile"):
-        return predictor, "auto" if rule == "default" else "quantile"
-    z = NormalDist().inv_cdf(ep.optimize.DEFAULT_CONFIDENCE)
-    floor = math.log1p(ep.optimize.DEFAULT_MARGIN)
+        return predictor, {"margin": rule}
+    if rule == "default":
+        return predictor, {}
+    if rule.startswith("quantile@"):
+        return predictor, {"margin": "quantile", "confidence": float(rule.split("@")[1])}
     margin = {}
     for d in held:
         point = predictor.predict(ref_arch, device=d)
-        if rule.startswith("rms-"):  # the spread behind return_std: the plain leave-one-out RMS x its factor
-            m = z * predictor.predict(ref_arch, device=d, return_std=True)[1] / point
-            margin[d] = max(m, floor) if rule == "rms-default" else m
-        else:  # own-conformal: the device's split-conformal quantile of its leave-one-out log residuals
+        if rule == "quantile+20%":
+            margin[d] = max(math.log(predictor.predict_quantile(ref_arch, device=d, q=0.95) / point), math.log1p(0.2))
+        elif rule == "own-conformal":  # the device's split-conformal quantile of its leave-one-out log residuals
             loo = np.sort(predictor.adapters_[d].loo_log_residuals_)
-            k = min(loo.size, math.ceil((loo.size + 1) * ep.optimize.DEFAULT_CONFIDENCE))
-            default = math.log(max(predictor.predict_quantile(ref_arch, device=d), point * math.exp(floor)) / point)
-            margin[d] = max(default, float(loo[k - 1]))
-    return _RuleBounds(predictor, margin), "quantile"
+            k = min(loo.size, math.ceil((loo.size + 1) * 0.95))
+            margin[d] = max(float(loo[k - 1]), 0.0)
+        else:
+            raise ValueError(f"unknown rule {rule!r}")
+    return _RuleBounds(predictor, margin), {"margin": "quantile"}
 
 
 def _train(table, wide, space, held, train_archs):
@@ -134,15 +139,20 @@ def _train(table, wide, space, held, train_archs):
     return predictor, train_devices, time.perf_counter() - t
 
 
-def _adapt(predictor, wide, space, held, seed):
+def _adapt(predictor, wide, space, held, seed) -> dict:
+    """Adapt every held-out device from 20 true measurements; returns them, ``{device: {arch: ms}}``."""
     refs = ep.datasets.reference_archs(space)
+    measured = {}
     rng = np.random.default_rng(seed)
     pool = [a for a in wide.index[wide["arch_index"] < N_TRAIN[space]] if a not in set(refs)]
     for dev in held:
         ok = [a for a in pool if np.isfinite(wide.at[a, dev])]
         extra = [ok[i] for i in rng.choice(len(ok), N_ADAPT_RANDOM, replace=False)]
         archs = refs + extra
-        predictor.adapt(dev, archs=archs, values=wide.loc[archs, dev].to_numpy(dtype=float), overwrite=True)
+        values = wide.loc[archs, dev].to_numpy(dtype=float)
+        predictor.adapt(dev, archs=archs, values=values, overwrite=True)
+        measured[dev] = dict(zip(archs, values.tolist()))
+    return measured
 
 
 def _score_designs(archs_by_cell, true_lat, score_of, budgets, cells):
@@ -156,9 +166,15 @@ def _score_designs(archs_by_cell, true_lat, score_of, budgets, cells):
     return within, regret
 
 
-def _summary(within, regret) -> dict:
-    return {"within_budget_pct": 100.0 * float(np.mean(within)), "mean_regret": float(np.mean(regret)),
-            "max_regret": float(np.max(regret)), "n_designs": len(within)}
+def _summary(within, regret, levels=None) -> dict:
+    out = {"within_budget_pct": 100.0 * float(np.mean(within)), "mean_regret": float(np.mean(regret)),
+           "max_regret": float(np.max(regret)), "n_designs": len(within)}
+    if levels is not None:  # per budget quantile: within % and mean regret
+        lv = np.asarray(levels)
+        w, r = np.asarray(within), np.asarray(regret)
+        out["by_budget_quantile"] = {f"{q:g}": [100.0 * float(w[lv == q].mean()), float(r[lv == q].mean())]
+                                     for q in QUANTILES}
+    return out
 
 
 def _key(name, value) -> str:
@@ -186,40 +202,49 @@ def run_split(space, split, held, args, objective, candidates) -> dict:
     cand = None if space == "nasbench201" else candidates
 
     picks = {(_key("margin", r), _key("tolerance", t)): [] for r in RULES for t in TOLERANCES}
-    designed = {_key("tolerance", t): [] for t in ("auto", 0.0)}
+    designed = {f"{rule} tolerance={t}": [] for rule in DESIGNER_RULES for t in ("auto", 0.0)}
     scored_cells = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InfeasibleBudgetWarning)
         for seed in range(args.seeds):  # each seed: other random adaptation measurements
-            _adapt(predictor, wide, space, held, seed)
+            measured = _adapt(predictor, wide, space, held, seed)
             scored_cells += cells
             for rule in RULES:
-                rule_pred, margin = _rule_predictor(predictor, rule, held, candidates[0])
+                rule_pred, kwargs = _rule_predictor(predictor, rule, held, candidates[0])
+                if isinstance(rule, str) and rule.endswith("+measured"):
+                    kwargs["measured"] = measured
                 for tol in TOLERANCES:
                     got = {}
                     for q in QUANTILES:
                         r = search(rule_pred, objective=objective, budget_ms={d: budgets[(d, q)] for d in held},
-                                   margin=margin, tolerance=tol, candidates=cand)
+                                   tolerance=tol, candidates=cand, **kwargs)
                         got.update({(d, q): r[d].arch for d in held})
                     picks[(_key("margin", rule), _key("tolerance", tol))] += [got[c] for c in cells]
-            for tol in ("auto", 0.0):
-                d_ = designer.set_params(tolerance=tol)
-                if space == "nasbench201":
-                    designed[_key("tolerance", tol)] += d_.design_many([(d, budgets[(d, q)]) for d, q in cells])
-                elif tol == "auto":  # the designer's designs must be measured: mapped onto the pool
-                    designed[_key("tolerance", tol)] += [
-                        _designer_in_pool(designer, predictor, d, budgets[(d, q)], score_of) for d, q in cells]
-        designer.set_params(tolerance="auto")
+            trained_confidence = designer.confidence
+            for rule in DESIGNER_RULES:
+                confidence = trained_confidence if rule.startswith("default") else float(rule.split("@")[1][:3])
+                known = measured if rule.endswith("+measured") else None
+                for tol in ("auto", 0.0):
+                    d_ = designer.set_params(tolerance=tol, confidence=confidence)
+                    key = f"{rule} tolerance={tol}"
+                    if space == "nasbench201":
+                        designed[key] += d_.design_many([(d, budgets[(d, q)]) for d, q in cells], measured=known)
+                    elif tol == "auto" and rule == "default":  # designs must be measured: mapped onto the pool
+                        designed[key] += [
+                            _designer_in_pool(designer, predictor, d, budgets[(d, q)], score_of) for d, q in cells]
+            designer.set_params(tolerance="auto", confidence=trained_confidence)
 
     out = {"held_out": held, "train_devices": train_devices, "predictor_fit_s": fit_s, "seeds": args.seeds,
            "chooses_defaults": split in DEFAULT_CHOOSING, "uncertainty": predictor.uncertainty_,
            "designer_fit_s": designer_fit_s, "designer_training": designer.training_, "search": {}, "designer": {}}
+    levels = [q for _, q in scored_cells]
     for (rule, tol), archs in picks.items():
         out["search"].setdefault(rule, {})[tol] = _summary(*_score_designs(archs, true_lat, score_of, budgets,
-                                                                          scored_cells))
+                                                                          scored_cells), levels)
     for tol, archs in designed.items():
         if archs:
-            out["designer"][tol] = _summary(*_score_designs(archs, true_lat, score_of, budgets, scored_cells))
+            out["designer"][tol] = _summary(*_score_designs(archs, true_lat, score_of, budgets, scored_cells),
+                                            levels)
     out["timing"] = _timing(predictor, designer, objective, held, budgets, cand, space)
     if space != "nasbench201":
         rng_scores = float(np.ptp(scores))
@@ -236,7 +261,8 @@ def _designer_in_pool(designer, predictor, device, budget, score_of):
     pool = list(score_of)
     idx = np.array([space.to_choices(a) for a in pool])
     loglik = sum(lp[idx[:, k]] for k, lp in enumerate(logp))
-    bound = predictor.predict(pool, device=device) * (1 + ep.optimize.DEFAULT_MARGIN)
+    bound = ep.optimize.LatencyBound(predictor, [device], margin=designer.margin,
+                                     confidence=designer.confidence)(pool)[1][0]
     fits = np.flatnonzero(bound <= budget)
     if not len(fits):
         return pool[int(np.argmin(bound))]
@@ -396,11 +422,12 @@ def _print(key, r) -> None:
     print(f"\n== {key}: held out {', '.join(r['held_out'])} ({r['seeds']} adaptation seeds, "
           f"{'chooses defaults' if r['chooses_defaults'] else 'reported beside'})")
     tols = list(next(iter(r["search"].values())))
-    print(f"{'search margin rule':<24}" + "".join(f"{t:>22}" for t in tols) + "   (within % / mean regret)")
+    print(f"{'search margin rule':<36}" + "".join(f"{t[len('tolerance='):]:>14}" for t in tols)
+          + "   (within % / mean regret)")
     for rule, row in r["search"].items():
-        print(f"{rule:<24}" + "".join(f"{v['within_budget_pct']:>14.1f}% {v['mean_regret']:>6.2f}" for v in row.values()))
+        print(f"{rule:<36}" + "".join(f"{v['within_budget_pct']:>7.1f}% {v['mean_regret']:>5.2f}" for v in row.values()))
     for tol, v in r["designer"].items():
-        print(f"{'designer ' + tol:<24}{v['within_budget_pct']:>14.1f}% {v['mean_regret']:>6.2f}")
+        print(f"{'designer ' + tol:<36}{v['within_budget_pct']:>7.1f}% {v['mean_regret']:>5.2f}")
     t = r["timing"]
     if "s_per_design" not in t:
         print(f"time per design: search {t['search_s_per_design'] * 1e3:.1f} ms ({t['search']}), designer "

@@ -60,6 +60,29 @@ def test_errors_are_one_line_and_exit_2(model, args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
+def test_measurements_file_makes_a_measured_arch_admissible(model, tmp_path):
+    import edgeperf as ep
+
+    space = ep.spaces.get("nasbench201")
+    archs = list(space.enumerate())
+    top = archs[int(space.cost_matrix(archs)[:, 0].argmax())]  # the most MACs: the best by --objective macs
+    predicted = float(small_predictor().predict([top], device="pixel3")[0])
+    budget = predicted * 1.01  # the prediction fits, the 95% quantile does not
+    args = ("optimize", model, "--device", "pixel3", "--budget-ms", budget, "--objective", "macs", "--json")
+    plain = json.loads(_run(*args).stdout)[0]
+    assert plain["arch"] != top
+    file = tmp_path / "pixel3.csv"
+    file.write_text(f"arch,pixel3\n{top},{predicted}\n")
+    r = _run(*args, "--measurements", file)
+    assert r.returncode == 0, r.stderr
+    design = json.loads(r.stdout)[0]
+    assert design["arch"] == top and design["latency_bound_ms"] == pytest.approx(predicted)
+    other = tmp_path / "other.csv"
+    other.write_text(f"arch,pixel9\n{top},{predicted}\n")
+    r = _run(*args, "--measurements", other)
+    assert r.returncode == 2 and "expected rows of a --device (pixel3), got devices pixel9" in r.stderr
+
+
 def test_train_designer_then_design(model, tmp_path):
     # A small designer through the library, then the CLI uses its file.
     from edgeperf.optimize import Designer

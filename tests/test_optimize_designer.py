@@ -281,3 +281,29 @@ def test_single_pick_is_the_first_of_the_ranking(designer, predictor, accuracy, 
     assert picks == [r[0].arch for r in ranked]
     by_probability = d.design_many(pairs, objective="naswot")  # not cheap: ranked by probability
     assert by_probability == [r[0].arch for r in d.design_many(pairs, k=d.beam // 4, objective="naswot")]
+
+
+def test_a_measured_arch_that_fits_is_designed_over_a_margin(designer, predictor, accuracy):
+    acc = synthetic_accuracy()
+    top = max(ALL, key=lambda a: (acc[a], a))
+    predicted = float(predictor.predict([top], device="pixel3")[0])
+    budget = predicted * 1.01  # the prediction fits, its bound (quantile or margin) does not
+    assert _latency_bound_ms(predictor, top, "pixel3") > budget
+    saved = designer.tolerance
+    try:
+        designer.set_params(tolerance=0.0)
+        plain = designer.design(device="pixel3", budget_ms=budget)
+        assert plain != top
+        known = {"pixel3": {top: predicted}}
+        assert designer.design(device="pixel3", budget_ms=budget, measured=known) == top
+        designs = designer.design(device="pixel3", budget_ms=budget, k=3, measured=known)
+        assert designs[0].arch == top and designs[0].latency_bound_ms == designs[0].latency_ms == predicted
+        assert len({d.arch for d in designs}) == len(designs)
+        # batched with another device's pair: the measurement is pixel3's only
+        with pytest.warns(InfeasibleBudgetWarning, match="1080ti_1"):
+            many = designer.design_many([("pixel3", budget), ("1080ti_1", 1e-4)], measured=known)
+        assert many[0] == top
+    finally:
+        designer.set_params(tolerance=saved)
+    with pytest.raises(UnknownDeviceError, match="pixel9"):
+        designer.design(device="pixel3", budget_ms=budget, measured={"pixel9": {top: predicted}})

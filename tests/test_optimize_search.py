@@ -275,3 +275,48 @@ def test_repeated_exhaustive_search_equals_a_fresh_one():
     s1 = obj.score(whole, space="nasbench201")
     s1[:] = -1.0  # the caller owns its copy
     np.testing.assert_array_equal(obj.score(whole, space="nasbench201"), obj.score(list(ALL), space="nasbench201"))
+
+
+def _measured_case(predictor, device="pixel3", margin=0.5):
+    """The most accurate cell and a budget its prediction meets but its margin does not."""
+    acc = synthetic_accuracy()
+    top = max(ALL, key=lambda a: (acc[a], a))
+    predicted = float(predictor.predict([top], device=device)[0])
+    budget = predicted * (1 + margin / 2)  # point fits, point x (1 + margin) does not
+    return top, predicted, budget
+
+
+@pytest.mark.parametrize("optimizer", ["exhaustive", "evolution"])
+def test_a_measured_arch_that_fits_is_chosen_over_a_margin(predictor, accuracy, optimizer):
+    top, predicted, budget = _measured_case(predictor)
+    kwargs = dict(objective=accuracy, budget_ms=budget, devices=["pixel3"], margin=0.5, tolerance=0,
+                  optimizer=optimizer, n_evaluations=60)
+    plain = search(predictor, **kwargs)["pixel3"]
+    assert plain.arch != top and plain.latency_bound_ms <= budget  # its margin makes the top cell infeasible
+    result = search(predictor, measured={"pixel3": {top: predicted * 1.1}}, **kwargs)
+    design = result["pixel3"]
+    assert design.arch == top and design.feasible and design.objective > plain.objective
+    assert design.latency_ms == design.latency_bound_ms == pytest.approx(predicted * 1.1)  # known: no margin
+    assert "1 measured archs exact" in result.bound
+
+
+def test_a_measured_latency_over_the_budget_excludes_the_arch(predictor, accuracy):
+    budget = float(np.quantile(predictor.predict(ALL, device="pixel3"), 0.5))
+    plain = search(predictor, objective=accuracy, budget_ms=budget, devices=["pixel3"], tolerance=0)["pixel3"]
+    slow = search(predictor, objective=accuracy, budget_ms=budget, devices=["pixel3"], tolerance=0,
+                  measured={"pixel3": {plain.arch: 2 * budget}, "1080ti_1": {plain.arch: 1.0}})["pixel3"]
+    assert slow.arch != plain.arch and slow.feasible and slow.objective <= plain.objective
+
+
+def test_measured_errors_name_what_is_wrong(predictor, accuracy):
+    top, predicted, budget = _measured_case(predictor)
+    kwargs = dict(objective=accuracy, budget_ms=budget, devices=["pixel3"])
+    with pytest.raises(UnknownDeviceError, match="pixel9") as info:
+        search(predictor, measured={"pixel9": {top: predicted}}, **kwargs)
+    assert "adapt the predictor" in str(info.value)
+    with pytest.raises(InvalidParameterError, match="latency_ms > 0"):
+        search(predictor, measured={"pixel3": {top: float("nan")}}, **kwargs)
+    with pytest.raises(InvalidParameterError, match="arch: latency_ms"):
+        search(predictor, measured={"pixel3": [predicted]}, **kwargs)
+    with pytest.raises(ep.errors.ArchitectureError):
+        search(predictor, measured={"pixel3": {"not-a-cell": predicted}}, **kwargs)

@@ -23,6 +23,22 @@ def _budgets(devices: list[str], budgets: list[float]) -> dict[str, float]:
     return dict(zip(devices, budgets))
 
 
+def _measured(path: Path, devices: list[str], metric: str) -> dict[str, dict[str, float]]:
+    """``{device: {arch: value}}`` of the designed devices that ``path`` (a measurement file) has."""
+    from edgeperf.datasets import read
+    from edgeperf.errors import DataValidationError
+
+    table = read(path)
+    if metric not in table.metrics:
+        raise DataValidationError(f"expected {metric} rows (the model's metric), the file has {table.metrics}", path=path)
+    found = [d for d in devices if d in table.devices]
+    if not found:
+        raise InvalidParameterError(
+            f"--measurements {path}: expected rows of a --device ({', '.join(devices)}), got devices "
+            f"{', '.join(table.devices)}; name the device as it is in the file")
+    return {d: {a: float(v) for a, v in table.values(d, metric).items()} for d in found}
+
+
 def _print_designs(designs, title: str, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([d.__dict__ for d in designs], indent=1))
@@ -59,10 +75,13 @@ def register(app: typer.Typer) -> None:
         pareto: bool = typer.Option(False, "--pareto", help="also print each device's Pareto front size"),
         top_k: int = typer.Option(1, "--top-k", min=1, help="designs per device (with --designer)"),
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+        measurements: Optional[Path] = typer.Option(
+            None, "--measurements",
+            help="measurement file (e.g. the one adapt read): those archs' latency is known, checked without a margin"),
         tolerance: str = typer.Option(
             "auto", "--tolerance",
             help="designs within this share of the best score tie and the one with most slack wins "
-                 "(auto: 0.004 for accuracy objectives, 0 otherwise)"),
+                 "(auto: 0.002 for accuracy objectives, 0 otherwise)"),
     ) -> None:
         """Print per device the best design within the budget, its predicted latency and objective.
 
@@ -92,17 +111,19 @@ def register(app: typer.Typer) -> None:
             try:
                 tolerance = float(tolerance)
             except ValueError:
-                raise InvalidParameterError(f"--tolerance: expected 'auto' or a share such as 0.004, got {tolerance!r}") from None
+                raise InvalidParameterError(f"--tolerance: expected 'auto' or a share such as 0.002, got {tolerance!r}") from None
         predictor = load(model)
+        measured = None if measurements is None else _measured(measurements, list(budgets), predictor.metric_)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InfeasibleBudgetWarning)
             if designer is not None:
                 des = load_designer(designer).set_params(tolerance=tolerance)
-                rows = des.design_many(list(budgets.items()), k=top_k, predictor=predictor)
+                rows = des.design_many(list(budgets.items()), k=top_k, predictor=predictor, measured=measured)
                 designs = [d for row in rows for d in row]
                 title = f"designer {designer.name} ({des.objective_})"
             else:
-                result = search(predictor, objective=objective, budget_ms=budgets, pareto=pareto, tolerance=tolerance)
+                result = search(predictor, objective=objective, budget_ms=budgets, pareto=pareto, tolerance=tolerance,
+                                measured=measured)
                 designs = list(result)
                 title = f"{result.optimizer} search, {result.n_evaluated} evaluated, {result.bound}"
                 if pareto:

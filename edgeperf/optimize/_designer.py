@@ -47,6 +47,7 @@ from edgeperf.optimize._search import (
     LatencyBound,
     check_fitted,
     resolve_devices,
+    resolve_measured,
     resolve_tolerance,
 )
 
@@ -385,7 +386,8 @@ class Designer(BaseEstimator):
         z -= np.repeat(np.log(np.add.reduceat(np.exp(z), starts[:-1], axis=1)), sizes, axis=1)
         return [z[0, a:b] if single else z[:, a:b] for a, b in zip(starts[:-1], starts[1:])]
 
-    def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None, objective=None):
+    def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None, objective=None,
+               measured=None):
         """The design for ``device`` under ``budget_ms``: an architecture string, or with ``k``
         the ``k`` most probable designs that fit, as :class:`Design` records.
 
@@ -394,10 +396,14 @@ class Designer(BaseEstimator):
         ``device`` may be any device it knows now, including one adapted after training.
         ``objective`` ranks the candidates that fit when it is cheap (default: the fitted one;
         after :func:`load_designer`, the built-in objective named in the file, if any).
+        ``measured`` (``{device: {arch: latency_ms}}``, as in :func:`edgeperf.optimize.search`):
+        those architectures join the decoded candidates with their measured latency as the
+        bound (no margin), so a measured arch that fits is always admissible.
         """
-        return self.design_many([(device, budget_ms)], k=k, predictor=predictor, objective=objective)[0]
+        return self.design_many([(device, budget_ms)], k=k, predictor=predictor, objective=objective,
+                                measured=measured)[0]
 
-    def design_many(self, requests, *, k: int | None = None, predictor=None, objective=None) -> list:
+    def design_many(self, requests, *, k: int | None = None, predictor=None, objective=None, measured=None) -> list:
         """:meth:`design` for many ``(device, budget_ms)`` pairs at once, in their order.
 
         One forward pass and one beam decode for all pairs, one feasibility call to the
@@ -430,13 +436,16 @@ class Designer(BaseEstimator):
         features = {d: device_features(predictor, d, self.reference_archs_) for d in devices}
         logp = self.log_probabilities(np.vstack([features[d] for d, _ in requests]), budgets)
         objective = self._ranking_objective(objective)
+        measured = resolve_measured(predictor, space, measured)
         width = max(self.beam, 4 * (k or 1))
-        decoded = self._decode(predictor, space, objective, requests, budgets, logp, width, ranked=k is not None)
+        decoded = self._decode(predictor, space, objective, requests, budgets, logp, width, ranked=k is not None,
+                               measured=measured)
         rows = [(decoded, i) for i in range(len(requests))]
         retry = np.flatnonzero(decoded["n_fit"] == 0)
         if retry.size:  # nothing fits the narrow beam: look wider once, for those pairs only
             wider = self._decode(predictor, space, objective, [requests[i] for i in retry], budgets[retry],
-                                 [lp[retry] for lp in logp], _WIDER_BEAM * width, ranked=k is not None)
+                                 [lp[retry] for lp in logp], _WIDER_BEAM * width, ranked=k is not None,
+                                 measured=measured)
             for r, i in enumerate(retry):
                 rows[i] = (wider, r)
         if k is None and not retry.size:  # every pair has a fitting design: pick them with array operations
@@ -457,6 +466,8 @@ class Designer(BaseEstimator):
                 out.append(arch_of(chosen[0]))
                 continue
             point, scores = dec["point"][i], dec["scores"][i]
+            seen = set()  # a measured arch may also be one of the beam's: list it once
+            chosen = [j for j in chosen if not (dec["inverse"][i, j] in seen or seen.add(dec["inverse"][i, j]))]
             out.append([
                 Design(device=device, budget_ms=float(budget), arch=arch_of(j), latency_ms=float(point[j]),
                        latency_bound_ms=float(bound[j]), objective=float(scores[j]), feasible=bool(bound[j] <= budget))
@@ -464,7 +475,7 @@ class Designer(BaseEstimator):
             ])
         return out
 
-    def _decode(self, predictor, space, objective, requests, budgets, logp, width, *, ranked):
+    def _decode(self, predictor, space, objective, requests, budgets, logp, width, *, ranked, measured=None):
         """One beam decode for all pairs, one bound call per device and one scoring call:
         arrays over (pair, candidate) of point, bound and scores, the number of candidates that
         fit (``n_fit``), the position of each pair's pick (``first``; meaningful where one fits)
@@ -474,7 +485,8 @@ class Designer(BaseEstimator):
         The pick is the first candidate of the ranking, computed without sorting: among the
         fitting candidates tied with the best score (within the tolerance), the one with the
         smallest bound (ties: the more probable one); without an objective, the most probable one
-        that fits."""
+        that fits. The requested devices' ``measured`` archs are candidates of every pair too
+        (after the beam's), with their measured latency as point and bound."""
         sizes = [len(o) for _, o in self.choices_]
         radix = _radix(sizes)
         if radix is not None:  # paths as mixed-radix integers (NAS-Bench-201, OFA): no index tuples
@@ -488,7 +500,19 @@ class Designer(BaseEstimator):
             unique, inverse = _unique_rows(paths.reshape(n * w, -1), sizes)
             names = [self._arch_of(space, p) for p in unique]
         inverse = inverse.reshape(n, w)
-        point, bound = self._bounds(predictor, requests, names, inverse)
+        measured = {d: measured[d] for d in dict.fromkeys(d for d, _ in requests) if measured and measured.get(d)}
+        if measured:  # append the measured archs as candidates of every pair
+            names = list(names)
+            position = {a: i for i, a in enumerate(names)}
+            extra = []
+            for a in dict.fromkeys(a for m in measured.values() for a in m):
+                if a not in position:
+                    position[a] = len(names)
+                    names.append(a)
+                extra.append(position[a])
+            inverse = np.hstack([inverse, np.broadcast_to(np.asarray(extra, dtype=inverse.dtype), (n, len(extra)))])
+            w = inverse.shape[1]
+        point, bound = self._bounds(predictor, requests, names, inverse, measured)
         fits = bound <= budgets[:, None]
         n_fit = fits.sum(axis=1)
         if objective is not None:  # a table lookup: rank the fitting candidates by it
@@ -514,21 +538,22 @@ class Designer(BaseEstimator):
             out["order"] = flat.reshape(n, w) - (np.arange(n) * w)[:, None]
         return out
 
-    def _bounds(self, predictor, requests, names, inverse):
+    def _bounds(self, predictor, requests, names, inverse, measured=None):
         """(point, bound) arrays ``(pairs, candidates)``: one bound call per device, for the
         distinct candidates of its pairs."""
         n, w = inverse.shape
         devices = [d for d, _ in requests]
         if len(set(devices)) == 1:  # one device: every candidate is its
-            p, b = LatencyBound(predictor, devices[:1], margin=self.margin, confidence=self.confidence)(names)
+            p, b = LatencyBound(predictor, devices[:1], margin=self.margin, confidence=self.confidence,
+                                measured=measured)(names)
             return p[0][inverse], b[0][inverse]
         point, bound = np.empty((n, w)), np.empty((n, w))
         device_of = np.array(devices, dtype=object)
         for device in dict.fromkeys(devices):
             rows = np.flatnonzero(device_of == device)
             used, local = np.unique(inverse[rows], return_inverse=True)
-            p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence)(
-                [names[i] for i in used])
+            p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence,
+                                measured=measured)([names[i] for i in used])
             point[rows], bound[rows] = p[0][local].reshape(len(rows), w), b[0][local].reshape(len(rows), w)
         return point, bound
 
