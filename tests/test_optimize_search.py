@@ -110,18 +110,19 @@ class _NoQuantiles:
 
 
 class _WithQuantiles:
-    """A predictor exposing C1's predict_quantile (a fixed 30% above the prediction)."""
+    """A predictor exposing C1's predict_quantile (a fixed share, 30% by default, above the prediction)."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, factor=1.3):
         self.inner, self.devices_, self.space_, self.metric_ = inner, inner.devices_, inner.space_, inner.metric_
         self.asked = []
+        self.factor = factor
 
     def predict(self, archs, *, device):
         return self.inner.predict(archs, device=device)
 
     def predict_quantile(self, archs, *, device, q):
         self.asked.append(q)
-        return 1.3 * np.asarray(self.inner.predict(archs, device=device))
+        return self.factor * np.asarray(self.inner.predict(archs, device=device))
 
 
 def test_margin_comes_from_predict_quantile_when_the_predictor_has_it(predictor, accuracy):
@@ -138,6 +139,18 @@ def test_margin_comes_from_predict_quantile_when_the_predictor_has_it(predictor,
     with pytest.raises(InvalidParameterError, match="predict_quantile"):
         search(_NoQuantiles(predictor), objective=accuracy, budget_ms=budget,
                devices=["pixel3"], margin="quantile")
+
+
+@pytest.mark.parametrize("factor", [1.1, 1.3])
+def test_cautious_margin_is_the_larger_of_the_quantile_and_prediction_plus_20_percent(predictor, factor):
+    archs = ALL[:50]
+    point = np.asarray(predictor.predict(archs, device="pixel3"))
+    wrapped = _WithQuantiles(predictor, factor=factor)
+    _, cautious = ep.optimize.LatencyBound(wrapped, ["pixel3"], margin="cautious")(archs)
+    _, auto = ep.optimize.LatencyBound(wrapped, ["pixel3"])(archs)
+    np.testing.assert_allclose(cautious[0], max(factor, 1.2) * point)
+    np.testing.assert_allclose(auto[0], factor * point)  # the search's default: the quantile alone
+    assert ep.optimize.Designer().margin == "cautious"
 
 
 def test_pareto_front_is_non_dominated_and_sorted(predictor, accuracy):

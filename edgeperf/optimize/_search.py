@@ -92,7 +92,8 @@ class LatencyBound:
     predictor's ``predict_quantile`` at ``confidence`` when it has one (contract C1), else
     the prediction times ``1 + margin``. ``margin="auto"``: that quantile alone with quantiles,
     else :data:`DEFAULT_MARGIN`; ``margin="quantile"``: the quantile (predictors with
-    ``predict_quantile`` only); a number: prediction x (1 + margin), quantiles ignored.
+    ``predict_quantile`` only); ``margin="cautious"``: the larger of the quantile and prediction x
+    (1 + :data:`DEFAULT_MARGIN`); a number: prediction x (1 + margin), quantiles ignored.
 
     ``measured`` (from :func:`resolve_measured`): architectures whose latency on a device is
     known; their point and bound are that latency, with no margin (nothing is uncertain).
@@ -104,14 +105,16 @@ class LatencyBound:
             raise InvalidParameterError(
                 f"margin='quantile' needs a predictor with predict_quantile; {type(predictor).__name__} has none; "
                 "pass margin='auto' or a fraction such as 0.2")
-        self.use_quantile = margin in ("auto", "quantile") and hasattr(predictor, "predict_quantile")
-        if margin in ("auto", "quantile"):
-            # With quantiles the calibrated quantile alone: the "+20 %" floor it once had cost
-            # accuracy on every held-out hardware type for no gain in designs within budget
-            # (benchmarks/optimize.py, README).
-            margin = 0.0 if self.use_quantile else DEFAULT_MARGIN
+        self.use_quantile = margin in _QUANTILE_MARGINS and hasattr(predictor, "predict_quantile")
+        if margin in _QUANTILE_MARGINS:
+            # With quantiles the search keeps the calibrated quantile alone: the "+20 %" floor it
+            # once had cost accuracy on every held-out hardware type for no gain in designs within
+            # budget; "cautious" keeps the floor (the designer's default: its decoded designs
+            # carry the network's error too) (benchmarks/optimize.py, README).
+            margin = DEFAULT_MARGIN if margin == "cautious" or not self.use_quantile else 0.0
         if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < 10:
-            raise InvalidParameterError(f"expected margin='auto', 'quantile' or a fraction in [0, 10), got {margin!r}")
+            raise InvalidParameterError(f"expected margin='auto', 'quantile', 'cautious' or a fraction in [0, 10), "
+                                        f"got {margin!r}")
         if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 <= confidence < 1:
             raise InvalidParameterError(f"expected confidence in [0.5, 1), got {confidence!r}")
         self.margin, self.confidence = float(margin), float(confidence)
@@ -142,6 +145,10 @@ class LatencyBound:
                     idx, values = np.array([i for i, _ in hits]), np.array([v for _, v in hits])
                     point[j, idx] = bound[j, idx] = values
         return point, bound
+
+
+#: Margins resolved from the predictor's quantiles (see :class:`LatencyBound`).
+_QUANTILE_MARGINS = ("auto", "quantile", "cautious")
 
 
 def resolve_measured(predictor, space, measured) -> dict[str, dict[str, float]]:
