@@ -50,8 +50,8 @@ def uniform_baseline(house, target: str, relative_latency: float, curve: dict[fl
     before = fidelity(model, house.teacher_logits(), data.held_out, labels=data.held_out_labels)
     if finetune_epochs:
         kd_finetune(model, house.teacher, data.train, epochs=finetune_epochs, batch_size=FINETUNE_BATCH,
-                    lr=finetune_lr, seed=seed, teacher_logits=house.teacher_logits("train"), hints=house.hints(model) if hint_weight else None,
-                    hint_weight=hint_weight)
+                    lr=finetune_lr, seed=seed, teacher_logits=house.teacher_logits("train"),
+                    hints=house.hints(model) if hint_weight else None, hint_weight=hint_weight)
     return {
         "name": f"uniform pruning {ratio:.2f}", "ratio": ratio, "relative_latency": curve[ratio], "params": params_of(model),
         "fidelity_before_finetune": before,

@@ -40,9 +40,9 @@ from edgeperf.errors import BespokeError, BudgetInfeasibleError, IncompatibleDon
 __all__ = ["House", "build_house", "load_house", "DEFAULT_RATIOS", "DROP_METRICS"]
 
 FORMAT = "edgeperf-bespoke-house"
+FORMAT_VERSION = 1
 #: Image splits whose teacher logits the house keeps (see :meth:`House.teacher_logits`).
 TEACHER_LOGIT_SPLITS = ("held_out", "train")
-FORMAT_VERSION = 1
 #: Default fractions of channels pruned in the teacher's own blocks.
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 #: Default working resolution: reduced from the networks' native 224-260 px so CPU runs stay short.
@@ -392,6 +392,11 @@ class House:
         search_budget = budget_ms if budget_ms is not None else budget_ratio * lat["teacher_ms"]
         attempts, best, best_rank, search_cpu_s, device = [], None, None, 0.0, None
         estimated_infeasible = None  # the first estimate's "no combination fits", kept to say why at the end
+
+        def search_once(attempt):
+            return anneal(candidates, base_ms=lat["teacher_ms"], budget_ms=search_budget, lam=lam, steps=steps,
+                          seed=seed + attempt, keep=rerank)
+
         timer = ModuleLatency(target, export_cache=self.export_cache()) if measure else None
         try:
             if timer:  # loaded once for every timing of this search (a TVM compile costs seconds)
@@ -399,8 +404,7 @@ class House:
             for attempt in range(max_attempts):
                 ts = _cpu_s()
                 try:
-                    result = anneal(candidates, base_ms=lat["teacher_ms"], budget_ms=search_budget, lam=lam,
-                                    steps=steps, seed=seed + attempt, keep=rerank)
+                    result = search_once(attempt)
                 except BudgetInfeasibleError as exc:
                     if attempts:
                         break  # tightened past what the house can reach: keep the best student so far
@@ -410,8 +414,7 @@ class House:
                     # is checked by timing, so time the fastest set before saying no.
                     estimated_infeasible = exc
                     search_budget = min_latency(candidates, lat["teacher_ms"])[0] * (1 + FASTEST_SLACK)
-                    result = anneal(candidates, base_ms=lat["teacher_ms"], budget_ms=search_budget, lam=lam,
-                                    steps=steps, seed=seed + attempt, keep=rerank)
+                    result = search_once(attempt)
                 sets = result.runners_up or [result.chosen]
                 pick, joint = self.rerank(sets)
                 chosen = sets[pick]
