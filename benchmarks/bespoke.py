@@ -54,11 +54,18 @@ def _house_modes(house_path: str) -> dict:
                 "agreement_max": max(f["agreement"] for f in v)} for k, v in by.items()}
 
 
+def _budget_costs_cpu_s(t: dict) -> list[float]:
+    """Per budget of a target: its search + timing + fine-tuning, plus an equal share of loading
+    the teacher on the target's timer (kept open for all its budgets)."""
+    share = t["timer_cpu_s"] / max(len(t["students"]), 1)
+    return [s["cost"]["total_cpu_s"] + share for s in t["students"]]
+
+
 def _rows(report: dict) -> list[dict]:
     """Latencies relative to the teacher measured in the same minute: absolute ms drift with load."""
     rows = []
     for target, t in report["targets"].items():
-        for s in t["students"]:
+        for s, cost in zip(t["students"], _budget_costs_cpu_s(t)):
             u = s["uniform_pruning"]
             rows.append({
                 "target": target, "budget_ratio": s["budget_ratio"], "teacher_ms": s["teacher_ms_at_search"],
@@ -69,7 +76,7 @@ def _rows(report: dict) -> list[dict]:
                 "replaced_by_kind": _kinds(s["chosen"]), "attempts": len(s["attempts"]), "est_drop": s["search"]["est_drop"],
                 "uniform_ratio": u["ratio"], "uniform_rel": u["relative_latency"],
                 "uniform_agreement": u["fidelity"]["agreement"], "uniform_kl": u["fidelity"]["kl"],
-                "uniform_params_m": u["params"] / 1e6, "search_finetune_cpu_s": s["cost"]["total_cpu_s"],
+                "uniform_params_m": u["params"] / 1e6, "search_finetune_cpu_s": cost,
             })
         for d in t["donor_networks"]:
             rows.append({"target": target, "network": d["name"], "rel": d["relative_latency"], "measured_ms": d["measured_ms"],
@@ -107,10 +114,10 @@ def _print(report: dict, rows: list[dict]) -> None:
     print("replaced blocks per student: " + "; ".join(f"{r['target']} {r['budget_ratio']:g}: {r['replaced_by_kind']}"
                                                       for r in rows if "network" not in r))
     for target, t in report["targets"].items():
-        search = [s["cost"]["total_cpu_s"] / _S_PER_MIN for s in t["students"]]
+        search = [c / _S_PER_MIN for c in _budget_costs_cpu_s(t)]
         profile = t["profile_cpu_s"] / _S_PER_MIN
         print(f"{target}: profiling {profile:.2f} CPU min ({100 * profile / house_min:.1f}% of the house); search + "
-              f"re-estimate + measure + fine-tune per budget {', '.join(f'{m:.2f}' for m in search)} CPU min "
+              f"re-estimate + measure + fine-tune (+ a share of the teacher's load) per budget {', '.join(f'{m:.2f}' for m in search)} CPU min "
               f"({100 * max(search, default=0) / house_min:.1f}% of the house each); whole target (profiling + every budget) "
               f"{100 * (profile + sum(search)) / house_min:.1f}%")
 

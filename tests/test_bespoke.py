@@ -275,8 +275,8 @@ def test_load_refuses_a_different_teacher_and_a_foreign_folder(tiny_house, tmp_p
         load_house(tmp_path)
 
 
-def test_search_builds_a_student_within_the_estimated_budget(tiny_house):
-    house, _, _, _ = tiny_house
+def test_search_builds_a_student_within_the_estimated_budget(halving_house):
+    house = halving_house  # deterministic latencies: the tiny house's own timings are noise-sized
     teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
     fastest, _ = min_latency(house.candidates("onnxruntime:t1"), teacher_ms)
     budget = (fastest + teacher_ms) / 2
@@ -455,9 +455,12 @@ class _ScriptedTimer:
     def release(self, key):
         self._held.pop(key, None)
 
-    def ms(self, module, input_shape, *, key=None):
+    def ms(self, module, input_shape, *, key=None, protocol=None):
         self.calls.append(key)
         return 10.0 if key == "teacher" else self.student_ms.pop(0)
+
+    def _paired_protocol(self, reference_key):
+        return None
 
     relative = __import__("edgeperf.bespoke._latency", fromlist=["ModuleLatency"]).ModuleLatency.relative
     target = __import__("edgeperf.bespoke._latency", fromlist=["parse_target"]).parse_target("onnxruntime:t1")
@@ -501,26 +504,109 @@ def test_a_held_module_is_loaded_once_and_timed_many_times(monkeypatch):
         timer.close()
 
 
-def test_search_tightens_until_the_student_measures_under_budget_with_margin(tiny_house, monkeypatch):
+@pytest.fixture
+def halving_house(tiny_house, monkeypatch):
+    """tiny_house with deterministic latencies on onnxruntime:t1 (every alternative takes a tenth
+    of its block's time, so replacing saves latency) and nothing learnt yet about its estimates."""
+    import copy
+
+    house = tiny_house[0]
+    lat = copy.deepcopy(house.latency_["onnxruntime:t1"])
+    lat["alt_ms"] = {a.id: 0.1 * lat["block_ms"][a.block] for a in house.alternatives}
+    monkeypatch.setitem(house.latency_, "onnxruntime:t1", lat)
+    monkeypatch.setattr(house, "_savings_seen", {})
+    return house
+
+
+def _aimed_budget_ms(house, budget_ratio, scale, margin=0.03):
+    """The estimated budget a search on onnxruntime:t1 aims at: the middle of the accepted band,
+    the saving divided by ``scale``; never under the fastest set's estimate (+ FASTEST_SLACK)."""
+    from edgeperf.bespoke._house import FASTEST_SLACK, RELAX
+
+    teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
+    floor_ms = min_latency(house.candidates("onnxruntime:t1"), teacher_ms)[0] * (1 + FASTEST_SLACK)
+    return max(floor_ms, teacher_ms * (1 - (1 - (1 - RELAX / 2) * (1 - margin) * budget_ratio) / scale))
+
+
+def test_search_aims_at_the_middle_of_the_band_correcting_the_estimate_by_what_it_measured(halving_house, monkeypatch):
     import edgeperf.bespoke._house as house_module
 
-    house, _, _, _ = tiny_house
+    house = halving_house
     teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
-    fastest, _ = min_latency(house.candidates("onnxruntime:t1"), teacher_ms)
-    ratio = fastest / teacher_ms / 0.9  # every tightened estimated budget stays reachable
-    # 3% over the budget, then 1% under it (inside the 3% margin), then 50% under (too far: loosen), then in the band
+    ratio = 0.8
+    # 3% over the budget, then 1% under it (inside the 3% margin), then 50% under (too far), then in the band
     timer = _ScriptedTimer([10 * ratio * f for f in (1.03, 0.99, 0.5, 0.9) for _ in range(3)])
     monkeypatch.setattr(house_module, "ModuleLatency", timer)
     _, report = house.search(target="onnxruntime:t1", budget_ratio=ratio, steps=300, finetune_epochs=0, margin=0.03)
     # the teacher is loaded once, before the first timing, for every attempt; the timer closed at the end
     assert timer.holds[0] == "teacher" and timer.holds.count("teacher") == 1 and timer.closed
-    got = [a["relative_latency"] for a in report["attempts"]]
-    assert got == pytest.approx([ratio * 1.03, ratio * 0.99, ratio * 0.5, ratio * 0.9])
-    budgets = [a["search_budget_ms"] for a in report["attempts"]]
-    assert budgets[1:] == pytest.approx([budgets[0] * 0.97 / 1.03, budgets[1] * 0.97 / 0.99, budgets[2] * 0.97 / 0.5])
-    within = [a for a in report["attempts"] if a["within_budget"]]
+    attempts = report["attempts"]
+    assert attempts[0]["search_budget_ms"] == pytest.approx(_aimed_budget_ms(house, ratio, 1.0))
+    est, measured = [], []
+    for before, after in zip(attempts, attempts[1:]):  # each next aim uses every saving measured so far
+        est.append(1 - before["est_latency_ms"] / teacher_ms)
+        measured.append(1 - before["relative_latency"])
+        scale = np.dot(est, measured) / np.dot(est, est)
+        assert after["search_budget_ms"] == pytest.approx(_aimed_budget_ms(house, ratio, scale))
+    got = [a["relative_latency"] for a in attempts]
+    assert got == pytest.approx([ratio * f for f in (1.03, 0.99, 0.5, 0.9)][:len(got)])
+    last, goal = got[-1], 0.97 * ratio
+    floor_ms = _aimed_budget_ms(house, 1.0, 1e-9)  # a saving beyond reach: the fastest sets' floor
+    # stopped in the band, on a set timed before, or with the fastest sets timed and the aim still lower
+    assert (0.9 * goal <= last <= goal or attempts[-1]["repeated"]
+            or attempts[-1]["search_budget_ms"] == pytest.approx(floor_ms) or len(attempts) == 6)
+    within = [a for a in attempts if a["within_budget"]]
     assert report["within_budget"] and report["relative_latency"] <= ratio
     assert report["search"]["chosen"] == min(within, key=lambda a: a["selection_kl"])["chosen"]
+
+
+def test_a_timing_block_keeps_the_teacher_loaded_and_the_next_budget_starts_from_the_learnt_scale(
+        halving_house, monkeypatch):
+    import edgeperf.bespoke._house as house_module
+
+    house = halving_house
+    teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
+    timer = _ScriptedTimer([7.0] * 3 * 12)  # every student measures 0.7 x the teacher
+    monkeypatch.setattr(house_module, "ModuleLatency", timer)
+    with house.timing("onnxruntime:t1"):
+        _, first = house.search(target="onnxruntime:t1", budget_ratio=0.75, steps=300, finetune_epochs=0)
+        assert not timer.closed
+        scale = house.savings_scale("onnxruntime:t1")
+        _, second = house.search(target="onnxruntime:t1", budget_ratio=0.6, steps=300, finetune_epochs=0)
+    assert timer.closed and timer.holds.count("teacher") == 1
+    assert len(first["attempts"]) == 1  # 0.7 is in the band of 0.75 x the teacher: one search
+    assert scale == pytest.approx(0.3 / (1 - first["attempts"][0]["est_latency_ms"] / teacher_ms))
+    assert second["attempts"][0]["search_budget_ms"] == pytest.approx(_aimed_budget_ms(house, 0.6, scale))
+    assert not second["within_budget"]  # 0.7 measured over 0.6: the fastest kept, said so
+
+
+def test_a_paired_timing_of_a_slow_reference_runs_fewer_repeats(monkeypatch):
+    import time as time_module
+
+    import edgeperf.bespoke._latency as latency_module
+
+    class Sleepy(nn.Module):  # a reference whose runs take ~20 ms (the torch profiler runs it eagerly)
+        def forward(self, x):
+            time_module.sleep(0.02)
+            return x
+
+    class Counting(nn.Module):
+        runs = 0
+
+        def forward(self, x):
+            Counting.runs += 1
+            return x + 1
+
+    monkeypatch.setattr(latency_module, "PAIRED_TIMING_S", 0.1)  # -> PAIRED_MIN_REPEATS runs per timing
+    timer = latency_module.ModuleLatency("torch:t1")
+    try:
+        got = timer.relative(Counting(), Sleepy(), (3, RES, RES), key="m", reference_key="ref", rounds=3)
+    finally:
+        timer.close()
+    assert got["ratio"] < 1 and len(got["ratios"]) == 3
+    # three timings of the model, each its warm-up plus PAIRED_MIN_REPEATS runs per round (profiler's: 15)
+    per_timing = latency_module.WARMUP + latency_module.MAX_ROUNDS * latency_module.PAIRED_MIN_REPEATS
+    assert Counting.runs <= 3 * per_timing < 3 * (latency_module.WARMUP + latency_module.REPEATS)
 
 
 def test_least_squares_reconstruction_lowers_a_pruned_block_mse():

@@ -8,7 +8,6 @@ import torch
 
 from edgeperf.bespoke import donors as donor_registry
 from edgeperf.bespoke._house import FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, HINT_WEIGHT
-from edgeperf.bespoke._latency import ModuleLatency
 from edgeperf.bespoke._prune import uniform_prune
 from edgeperf.bespoke._train import fidelity, kd_finetune, params_of
 
@@ -21,13 +20,9 @@ UNIFORM_RATIOS = (0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 def _relative(target: str, models: dict, house) -> dict:
     """Each model's latency relative to the teacher, timed alternately with it
     (:meth:`ModuleLatency.relative`: absolute milliseconds drift with the load of a shared machine)."""
-    timer = ModuleLatency(target, export_cache=house.export_cache())
-    try:
-        timer.hold(house.teacher, house.input_shape, key="teacher")  # one load for every model's rounds
+    with house.timing(target) as timer:  # the teacher loaded once for every model's rounds
         return {k: timer.relative(m, house.teacher, house.input_shape, key=f"baseline-{k}", reference_key="teacher")
                 for k, m in models.items()}
-    finally:
-        timer.close()
 
 
 def uniform_pruning_curve(house, target: str, ratios=UNIFORM_RATIOS) -> dict[float, float]:

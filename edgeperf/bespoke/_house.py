@@ -12,6 +12,7 @@ their trained weights loaded strictly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -64,6 +65,12 @@ BUDGET_MARGIN, RELAX = 0.03, 0.1
 #: When even the fastest set is estimated over a ratio budget, it is searched (and timed) at its
 #: own estimate plus this fraction, so the annealing can still trade a little latency for fidelity.
 FASTEST_SLACK = 0.01
+#: Bounds of a target's savings scale (measured / estimated latency saving, see
+#: :meth:`House.savings_scale`): the additive estimate was 0.65-0.84 x the measured saving on ONNX
+#: Runtime 1 thread, 0.84-0.97 on TVM, 1.1-1.3 on 2 threads; outside this range something is broken.
+SAVINGS_SCALE_RANGE = (0.25, 4.0)
+#: A timed student saving less than this fraction (estimated) teaches the scale nothing.
+MIN_ESTIMATED_SAVING = 0.01
 
 
 def student_key(alt_ids: Iterable[str]) -> str:
@@ -133,6 +140,9 @@ class House:
         self._rerank_memo: dict[frozenset, dict] = {}  # student (set of alternatives) -> its selection KL
         self._feature_cache: dict[str, np.ndarray] = {}
         self._exports: tempfile.TemporaryDirectory | None = None
+        self._timers: dict[str, ModuleLatency] = {}  # target -> the timer a `timing` block keeps open
+        # target -> (estimated, measured) latency savings of its timed students, see `savings_scale`
+        self._savings_seen: dict[str, list[tuple[float, float]]] = {}
 
     # ---- lookups -------------------------------------------------------------------------
     @property
@@ -220,6 +230,7 @@ class House:
         for name in targets:
             target = parse_target(name)
             if target.name not in self.latency_ or force:
+                self._savings_seen.pop(target.name, None)  # learnt against the estimates replaced here
                 self.latency_[target.name] = self._profile_one(target, protocol, self.export_cache(), progress,
                                                                measure_fraction, seed)
         return {t: self.latency_[parse_target(t).name] for t in targets}
@@ -368,12 +379,15 @@ class House:
            within the estimated budget; each is built and its KL to the teacher measured on
            training crops (:meth:`rerank`); the best measured one is kept.
         2. It is timed alternately with the teacher (:meth:`ModuleLatency.relative`): a ratio budget
-           is checked as a ratio, so load that changes between minutes cancels. The goal is ``(1 -
-           margin)`` x the budget (room for the noise of a later measurement): above it the search
-           runs again against an estimated budget tightened by the overshoot, more than
-           :data:`RELAX` under it against one loosened alike (up to ``max_attempts`` searches; the
-           weights do not change latency, so fine-tuning waits for the architecture). Of the
-           students within budget, the one with the lowest KL on the selection crops is kept.
+           is checked as a ratio, so load that changes between minutes cancels. Accepted: between
+           ``(1 - RELAX)`` and 1 x the goal, ``(1 - margin)`` x the budget (room for the noise of a
+           later measurement). Each search aims at the middle of that band, its estimated saving
+           divided by the target's :meth:`savings_scale` (learnt from every student timed on it,
+           this budget's and earlier ones'); outside the band it runs again with the scale updated
+           (up to ``max_attempts`` searches; the weights do not change latency, so fine-tuning
+           waits for the architecture). Of the students within budget, the one with the lowest KL
+           on the selection crops is kept. Inside a :meth:`timing` block the teacher stays loaded
+           across searches.
         3. KD fine-tuning from the teacher with hints at every replaced block's output.
 
         Returns ``(student_module, report_dict)``.
@@ -389,32 +403,43 @@ class House:
                                         f"{max_attempts}, {rerank}, {margin}")
         t0, wall0 = _cpu_s(), time.perf_counter()
         candidates = self.candidates(target, drop_metric=drop_metric)
-        search_budget = budget_ms if budget_ms is not None else budget_ratio * lat["teacher_ms"]
+        teacher_ms = lat["teacher_ms"]
+        budget_at_house = budget_ms if budget_ms is not None else budget_ratio * teacher_ms
+        fastest_ms = min_latency(candidates, teacher_ms)[0]
+        floor_ms = fastest_ms * (1 + FASTEST_SLACK)  # the lowest estimated budget worth searching at
         attempts, best, best_rank, search_cpu_s, device = [], None, None, 0.0, None
-        estimated_infeasible = None  # the first estimate's "no combination fits", kept to say why at the end
+        timed: dict[str, dict] = {}  # student key -> its paired timing
 
-        def search_once(attempt):
-            return anneal(candidates, base_ms=lat["teacher_ms"], budget_ms=search_budget, lam=lam, steps=steps,
+        def search_once(search_budget, attempt):
+            return anneal(candidates, base_ms=teacher_ms, budget_ms=search_budget, lam=lam, steps=steps,
                           seed=seed + attempt, keep=rerank)
 
-        timer = ModuleLatency(target, export_cache=self.export_cache()) if measure else None
-        try:
-            if timer:  # loaded once for every timing of this search (a TVM compile costs seconds)
-                timer.hold(self.teacher, self.input_shape, key="teacher")
+        estimated_infeasible = None  # the estimate's "no combination fits", kept to say why at the end
+        if budget_at_house < fastest_ms:
+            try:
+                search_once(budget_at_house, 0)
+            except BudgetInfeasibleError as exc:
+                if not measure or budget_ratio is None:
+                    raise
+                # The additive estimate is pessimistic for many replacements; a ratio budget
+                # is checked by timing, so time the fastest set before saying no.
+                estimated_infeasible = exc
+
+        with (self.timing(name) if measure else contextlib.nullcontext()) as timer:
+            reference_ms = teacher_ms  # the teacher's latest timing (an ms budget's ratio follows it)
             for attempt in range(max_attempts):
                 ts = _cpu_s()
-                try:
-                    result = search_once(attempt)
-                except BudgetInfeasibleError as exc:
-                    if attempts:
-                        break  # tightened past what the house can reach: keep the best student so far
-                    if timer is None or budget_ratio is None:
-                        raise
-                    # The additive estimate is pessimistic for many replacements; a ratio budget
-                    # is checked by timing, so time the fastest set before saying no.
-                    estimated_infeasible = exc
-                    search_budget = min_latency(candidates, lat["teacher_ms"])[0] * (1 + FASTEST_SLACK)
-                    result = search_once(attempt)
+                if timer is None:
+                    search_budget = budget_at_house
+                else:  # aim at the middle of the accepted band [(1 - RELAX) x goal, goal]
+                    goal_ratio = (1 - margin) * (budget_ratio if budget_ratio is not None else budget_ms / reference_ms)
+                    aim_saving = 1 - (1 - RELAX / 2) * goal_ratio
+                    search_budget = teacher_ms * (1 - aim_saving / self.savings_scale(name))
+                if search_budget < floor_ms:
+                    if attempts and attempts[-1]["search_budget_ms"] <= floor_ms:
+                        break  # the fastest sets were searched and timed already
+                    search_budget = floor_ms
+                result = search_once(search_budget, attempt)
                 sets = result.runners_up or [result.chosen]
                 pick, joint = self.rerank(sets)
                 chosen = sets[pick]
@@ -422,34 +447,34 @@ class House:
                 ids = [c.alt for c in chosen]
                 student = self.student(ids)
                 entry = {"search_budget_ms": search_budget,
-                         "est_latency_ms": lat["teacher_ms"] + sum(c.delta_ms for c in chosen),
+                         "est_latency_ms": teacher_ms + sum(c.delta_ms for c in chosen),
                          "chosen": ids, "rerank_kl": [f["kl"] for f in joint], "rerank_pick": pick,
                          "est_drop": float(sum(c.drop for c in chosen)), "selection_kl": joint[pick]["kl"]}
                 if timer is None:
                     attempts.append(entry)
                     best = (chosen, student, entry, result)
                     break
-                rel = timer.relative(student, self.teacher, self.input_shape, key=student_key(ids),
-                                     reference_key="teacher")
+                key = student_key(ids)
+                repeated = key in timed
+                if not repeated:
+                    timed[key] = timer.relative(student, self.teacher, self.input_shape, key=key,
+                                                reference_key="teacher")
+                    self._observe_saving(name, entry["est_latency_ms"] / teacher_ms, timed[key]["ratio"])
+                rel = timed[key]
+                reference_ms = rel["reference_ms"]
                 # A ratio budget is checked as a ratio; a budget in ms against the median timing.
                 got, limit = (rel["ratio"], budget_ratio) if budget_ratio is not None else (rel["ms"], budget_ms)
                 entry.update(measured_ms=rel["ms"], teacher_ms=rel["reference_ms"], relative_latency=rel["ratio"],
-                             ratios=rel["ratios"], within_budget=got <= limit)
+                             ratios=rel["ratios"], within_budget=got <= limit, repeated=repeated)
                 attempts.append(entry)
                 # Within budget first, then the most faithful on the selection crops; else the fastest.
                 rank = (True, -entry["selection_kl"]) if entry["within_budget"] else (False, -got)
                 if best is None or rank > best_rank:
                     best, best_rank = (chosen, student, entry, result), rank
                 goal = (1 - margin) * limit
-                if (1 - RELAX) * goal <= got <= goal:
-                    break
-                # Over the goal: tighten the estimated budget by the overshoot; far under it (the
-                # additive estimate was pessimistic): loosen it, so fewer blocks need replacing.
-                search_budget *= goal / got
+                if (1 - RELAX) * goal <= got <= goal or repeated:
+                    break  # in the band, or the corrected aim found a set already timed: nothing new to learn
             device = timer.describe() if timer else None
-        finally:
-            if timer:
-                timer.close()
         if estimated_infeasible is not None and not best[2]["within_budget"]:
             raise BudgetInfeasibleError(f"{estimated_infeasible}; the fastest set timed on {name} measured "
                                         f"{best[2]['relative_latency']:.3f} x the teacher, over {budget_ratio:g}")
@@ -482,6 +507,39 @@ class House:
         report["cost"] = {"search_cpu_s": search_cpu_s, "total_cpu_s": _cpu_s() - t0,
                           "total_wall_s": time.perf_counter() - wall0}
         return student, report
+
+    @contextlib.contextmanager
+    def timing(self, target: str):
+        """Keep one timer for ``target`` open, with the teacher loaded on it, for every search and
+        baseline timed inside the ``with`` block (a TVM compile of the teacher costs ~16 CPU s
+        here). Yields the :class:`ModuleLatency`; nested blocks share it."""
+        name = parse_target(target).name
+        if name in self._timers:
+            yield self._timers[name]
+            return
+        timer = ModuleLatency(name, export_cache=self.export_cache())
+        try:
+            timer.hold(self.teacher, self.input_shape, key="teacher")
+            self._timers[name] = timer
+            yield timer
+        finally:
+            self._timers.pop(name, None)
+            timer.close()
+
+    def savings_scale(self, target: str) -> float:
+        """How much of its estimated latency saving a student really saves on ``target``: the
+        least-squares slope (through the origin) of measured on estimated savings of the students
+        timed there so far (1 before any). The additive estimate ignores how replacements interact,
+        and that bias is steady per target, so later budgets start close to their goal."""
+        seen = self._savings_seen.get(parse_target(target).name)
+        if not seen:
+            return 1.0
+        est, measured = np.asarray(seen, dtype=float).T
+        return float(np.clip(est @ measured / (est @ est), *SAVINGS_SCALE_RANGE))
+
+    def _observe_saving(self, name: str, est_ratio: float, measured_ratio: float) -> None:
+        if 1 - est_ratio >= MIN_ESTIMATED_SAVING:
+            self._savings_seen.setdefault(name, []).append((1 - est_ratio, 1 - measured_ratio))
 
     def _describe_choice(self, c: Candidate) -> dict:
         a = self.alternative(c.alt)

@@ -137,6 +137,10 @@ def _unique_key() -> str:
 #: Ratios (model timing / reference timings around it) whose median :meth:`ModuleLatency.relative`
 #: reports.
 PAIRED_ROUNDS = 3
+#: Each timing in :meth:`ModuleLatency.relative` runs about this long once the reference's speed is
+#: known: a TVM-compiled teacher (~165 ms a run here) needs fewer than the protocol's repeats for a
+#: steady minimum; never fewer than :data:`PAIRED_MIN_REPEATS`, never more than the protocol's.
+PAIRED_TIMING_S, PAIRED_MIN_REPEATS = 1.0, 5
 #: Targets whose importer needs constant-folded ONNX (see :class:`_ModuleSpace`).
 _FOLD_KINDS = ("tvm",)
 
@@ -153,6 +157,7 @@ class ModuleLatency:
         self._space = _ModuleSpace(Path(export_cache) if export_cache is not None else None,
                                    fold_constants=self.target.kind in _FOLD_KINDS)
         self._held: dict = {}
+        self._last_ms: dict[str, float] = {}  # held key -> its latest timing, to size paired timings
 
     def hold(self, module, input_shape, *, key: str) -> None:
         """Load ``module`` once (export, session, TVM compile) and keep it loaded under ``key``:
@@ -163,24 +168,41 @@ class ModuleLatency:
 
     def release(self, key: str) -> None:
         held = self._held.pop(key, None)
+        self._last_ms.pop(key, None)
         if held is not None:
             held.close()
 
-    def stats(self, module, input_shape, *, key: str | None = None):
+    def stats(self, module, input_shape, *, key: str | None = None, protocol=None):
+        """Timing summary of ``module``; ``protocol`` (held modules only) replaces the profiler's."""
         import torch
 
         with torch.no_grad():
             if key in self._held:
-                return self._held[key].measure()[0]
+                stats = self._held[key].measure(protocol)[0]
+                self._last_ms[key] = float(stats.min_ms)
+                return stats
             key = self._space.add(key or _unique_key(), module, input_shape)
             stats, _ = self.profiler.measure(self._space, key)
         return stats
 
-    def ms(self, module, input_shape, *, key: str | None = None) -> float:
+    def ms(self, module, input_shape, *, key: str | None = None, protocol=None) -> float:
         """Latency in ms: the fastest kept run (``min_ms``). Other processes only ever add time, so
         on a shared machine the minimum is the estimate least disturbed by them (the median moved
         3x within minutes here). ``key`` names the module in the export cache."""
-        return float(self.stats(module, input_shape, key=key).min_ms)
+        return float(self.stats(module, input_shape, key=key, protocol=protocol).min_ms)
+
+    def _paired_protocol(self, reference_key: str):
+        """The protocol of :meth:`relative`'s timings: the profiler's, with repeats cut to about
+        :data:`PAIRED_TIMING_S` of the reference's runs once its speed is known."""
+        import dataclasses
+        import math
+
+        base = self.profiler.protocol
+        last_ms = self._last_ms.get(reference_key)
+        if last_ms is None:
+            return base
+        repeats = max(PAIRED_MIN_REPEATS, math.ceil(PAIRED_TIMING_S * 1e3 / max(last_ms, 1e-6)))
+        return dataclasses.replace(base, repeats=min(base.repeats, repeats))
 
     def relative(self, model, reference, input_shape, *, key: str | None = None, reference_key: str = "reference",
                  rounds: int = PAIRED_ROUNDS) -> dict:
@@ -197,11 +219,12 @@ class ModuleLatency:
         self.hold(reference, input_shape, key=reference_key)
         self.hold(model, input_shape, key=key)
         try:
-            ref = [self.ms(reference, input_shape, key=reference_key)]
+            ref = [self.ms(reference, input_shape, key=reference_key, protocol=self._paired_protocol(reference_key))]
+            protocol = self._paired_protocol(reference_key)
             ms = []
             for _ in range(rounds):
-                ms.append(self.ms(model, input_shape, key=key))
-                ref.append(self.ms(reference, input_shape, key=reference_key))
+                ms.append(self.ms(model, input_shape, key=key, protocol=protocol))
+                ref.append(self.ms(reference, input_shape, key=reference_key, protocol=protocol))
         finally:
             self.release(key)
             if not held_before:
@@ -214,7 +237,8 @@ class ModuleLatency:
         spec = self.profiler.describe()
         return {"target": self.target.name, "device": self.profiler.device_name, "runtime": spec.runtime,
                 "runtime_version": spec.runtime_version, "threads": self.target.threads,
-                "protocol": self.profiler.protocol.to_dict()}
+                "protocol": self.profiler.protocol.to_dict(),
+                "paired": {"rounds": PAIRED_ROUNDS, "timing_s": PAIRED_TIMING_S, "min_repeats": PAIRED_MIN_REPEATS}}
 
     def close(self) -> None:
         for key in list(self._held):

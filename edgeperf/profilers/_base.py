@@ -225,12 +225,22 @@ class OpenModel:
         self._handle = handle
         self._workdir = workdir
 
-    def measure(self) -> tuple[TimingStats, dict | None]:
+    def measure(self, protocol: MeasurementProtocol | None = None) -> tuple[TimingStats, dict | None]:
+        """Warm up and time the model; under ``protocol`` instead of the profiler's when given
+        (e.g. fewer repeats for the later timings of a model already warm)."""
         if self._handle is None:
             from edgeperf.errors import InvalidParameterError
 
             raise InvalidParameterError("this model was closed: open it again with profiler.open(space, arch)")
-        return self._profiler._time_handle(self._handle)
+        if protocol is None or protocol == self._profiler.protocol:
+            return self._profiler._time_handle(self._handle)
+        # Implementations read `self.protocol` (warm-up and repeats, on the host or a device tool):
+        # swapped for this one timing, so every profiler kind honours it.
+        saved, self._profiler.protocol = self._profiler.protocol, protocol
+        try:
+            return self._profiler._time_handle(self._handle)
+        finally:
+            self._profiler.protocol = saved
 
     def close(self) -> None:
         if self._handle is not None:
