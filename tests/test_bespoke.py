@@ -519,16 +519,16 @@ def halving_house(tiny_house, monkeypatch):
 
 
 def _aimed_budget_ms(house, budget_ratio, scale, margin=0.03):
-    """The estimated budget a search on onnxruntime:t1 aims at: the middle of the accepted band,
+    """The estimated budget a search on onnxruntime:t1 aims at: BUDGET_AIM x the goal,
     the saving divided by ``scale``; never under the fastest set's estimate (+ FASTEST_SLACK)."""
-    from edgeperf.bespoke._house import FASTEST_SLACK, RELAX
+    from edgeperf.bespoke._house import BUDGET_AIM, FASTEST_SLACK
 
     teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
     floor_ms = min_latency(house.candidates("onnxruntime:t1"), teacher_ms)[0] * (1 + FASTEST_SLACK)
-    return max(floor_ms, teacher_ms * (1 - (1 - (1 - RELAX / 2) * (1 - margin) * budget_ratio) / scale))
+    return max(floor_ms, teacher_ms * (1 - (1 - BUDGET_AIM * (1 - margin) * budget_ratio) / scale))
 
 
-def test_search_aims_at_the_middle_of_the_band_correcting_the_estimate_by_what_it_measured(halving_house, monkeypatch):
+def test_search_aims_high_in_the_band_correcting_the_estimate_by_what_it_measured(halving_house, monkeypatch):
     import edgeperf.bespoke._house as house_module
 
     house = halving_house
