@@ -219,6 +219,7 @@ class ModuleLatency:
         self.hold(reference, input_shape, key=reference_key)
         self.hold(model, input_shape, key=key)
         try:
+            # The first reference timing sizes the rest when its speed was not known before.
             ref = [self.ms(reference, input_shape, key=reference_key, protocol=self._paired_protocol(reference_key))]
             protocol = self._paired_protocol(reference_key)
             ms = []
