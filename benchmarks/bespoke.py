@@ -133,7 +133,7 @@ def main(argv=None) -> None:
     ap.add_argument("--budget-ratio", action="append", type=float, default=None)
     ap.add_argument("--resolution", type=int, default=96)
     ap.add_argument("--max-units", type=int, default=2)
-    ap.add_argument("--train-images", type=int, default=256)
+    ap.add_argument("--train-images", type=int, default=1024)
     ap.add_argument("--held-out-images", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--finetune-epochs", type=int, default=4)

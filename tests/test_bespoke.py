@@ -534,8 +534,9 @@ def test_search_aims_high_in_the_band_correcting_the_estimate_by_what_it_measure
     house = halving_house
     teacher_ms = house.latency_["onnxruntime:t1"]["teacher_ms"]
     ratio = 0.8
-    # 3% over the budget, then 1% under it (inside the 3% margin), then 50% under (too far), then in the band
-    timer = _ScriptedTimer([10 * ratio * f for f in (1.03, 0.99, 0.5, 0.9) for _ in range(3)])
+    # 3% over the budget, then 50% under (too far), then 1% under it (inside the 3% margin: kept,
+    # since the final pick would choose it over a later one), never the fourth
+    timer = _ScriptedTimer([10 * ratio * f for f in (1.03, 0.5, 0.99, 0.9) for _ in range(3)])
     monkeypatch.setattr(house_module, "ModuleLatency", timer)
     _, report = house.search(target="onnxruntime:t1", budget_ratio=ratio, steps=300, finetune_epochs=0, margin=0.03)
     # the teacher is loaded once, before the first timing, for every attempt; the timer closed at the end
@@ -550,11 +551,11 @@ def test_search_aims_high_in_the_band_correcting_the_estimate_by_what_it_measure
         scale = np.dot(est, measured) / np.dot(est, est)
         assert after["search_budget_ms"] == pytest.approx(_aimed_budget_ms(house, ratio, scale))
     got = [a["relative_latency"] for a in attempts if not a["repeated"]]
-    assert got == pytest.approx([ratio * f for f in (1.03, 0.99, 0.5, 0.9)][:len(got)])
+    assert got == pytest.approx([ratio * f for f in (1.03, 0.5, 0.99)][:len(got)])
     last, goal = got[-1], 0.97 * ratio
     floor_ms = _aimed_budget_ms(house, 1.0, 1e-9)  # a saving beyond reach: the fastest sets' floor
     # stopped in the band, on a set timed before, or with the fastest sets timed and the aim still lower
-    assert (0.9 * goal <= last <= goal or attempts[-1]["repeated"]
+    assert (0.9 * goal <= last <= ratio or attempts[-1]["repeated"]
             or attempts[-1]["search_budget_ms"] == pytest.approx(floor_ms) or len(attempts) == 6)
     within = [a for a in attempts if a["within_budget"]]
     assert report["within_budget"] and report["relative_latency"] <= ratio

@@ -59,8 +59,10 @@ FINETUNE_BATCH, FINETUNE_EPOCHS, FINETUNE_LR, HINT_WEIGHT = 16, 4, 3e-3, 0.0
 #: (32, half the cost of 64: on ORT 1 thread at 0.5/0.7 x budgets they picked the same set as 64
 #: crops; the other 32 picked another only where two sets were within 0.03 nats of each other).
 RERANK, RERANK_IMAGES = 8, 32
-#: A student must measure this fraction under its budget (room for the noise of a later timing);
-#: one measuring more than RELAX under that goal is searched again with a looser estimated budget.
+#: Searches aim this fraction under the budget (the *goal*: room for the estimate's error). A student
+#: measuring within the budget is kept unless it is more than RELAX under the goal (then searched
+#: again with a looser estimated budget): the same rule picks the student at the end, so a search
+#: past a student within budget was a search whose result was then set aside.
 BUDGET_MARGIN, RELAX = 0.03, 0.1
 #: Searches aim at this fraction of the goal, high in the accepted band: fidelity falls steeply
 #: with latency (ORT 1 thread, 0.7 x budget: agreement 0.31 at 0.636 x the teacher, 0.42 at 0.694),
@@ -384,9 +386,9 @@ class House:
            within the estimated budget; each is built and its KL to the teacher measured on
            training crops (:meth:`rerank`); the best measured one is kept.
         2. It is timed alternately with the teacher (:meth:`ModuleLatency.relative`): a ratio budget
-           is checked as a ratio, so load that changes between minutes cancels. Accepted: between
-           ``(1 - RELAX)`` and 1 x the goal, ``(1 - margin)`` x the budget (room for the noise of a
-           later measurement). Each search aims at :data:`BUDGET_AIM` x the goal, its estimated saving
+           is checked as a ratio, so load that changes between minutes cancels. Accepted: within
+           the budget and at least ``(1 - RELAX)`` x the goal, ``(1 - margin)`` x the budget. Each
+           search aims at :data:`BUDGET_AIM` x the goal, its estimated saving
            divided by the target's :meth:`savings_scale` (learnt from every student timed on it,
            this budget's and earlier ones'); outside the band it runs again with the scale updated
            (up to ``max_attempts`` searches; the weights do not change latency, so fine-tuning
@@ -436,7 +438,7 @@ class House:
                 ts = _cpu_s()
                 if timer is None:
                     search_budget = budget_at_house
-                else:  # aim high in the accepted band [(1 - RELAX) x goal, goal]
+                else:  # aim at BUDGET_AIM x the goal, high in the accepted band
                     goal_ratio = (1 - margin) * (budget_ratio if budget_ratio is not None else budget_ms / reference_ms)
                     aim_saving = 1 - BUDGET_AIM * goal_ratio
                     search_budget = teacher_ms * (1 - aim_saving / self.savings_scale(name))
@@ -476,8 +478,7 @@ class House:
                 rank = (True, -entry["selection_kl"]) if entry["within_budget"] else (False, -got)
                 if best is None or rank > best_rank:
                     best, best_rank = (chosen, student, entry, result), rank
-                goal = (1 - margin) * limit
-                if (1 - RELAX) * goal <= got <= goal or repeated:
+                if (1 - RELAX) * (1 - margin) * limit <= got <= limit or repeated:
                     break  # in the band, or the corrected aim found a set already timed: nothing new to learn
             device = timer.describe() if timer else None
         if estimated_infeasible is not None and not best[2]["within_budget"]:

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edgeperf.bespoke._data import as_batches, batch_indices
+from edgeperf.bespoke._data import as_batches, batch_indices, channels_last
 from edgeperf.errors import InvalidParameterError
 
 __all__ = ["DistillConfig", "distill", "reconstruct_pruned", "fidelity", "block_drops", "kd_finetune", "freeze_batchnorm", "params_of"]
@@ -34,6 +34,12 @@ class DistillConfig:
     def __post_init__(self):
         if self.epochs < 0 or self.batch_size < 1 or self.group_size < 1 or self.probe_images < 1 or not self.lr > 0:
             raise InvalidParameterError(f"expected epochs >= 0, batch_size >= 1, group_size >= 1, lr > 0; got {self}")
+
+
+def nhwc(module: nn.Module) -> nn.Module:
+    """``module`` with its 4-d weights in the channels-last order of :func:`channels_last` batches
+    (in place: shared parameters stay shared)."""
+    return module.to(memory_format=torch.channels_last)
 
 
 def _no_progress(*_a, **_k):
@@ -56,7 +62,9 @@ def distill(graph, alternatives, cut_of, images: torch.Tensor, config: DistillCo
         group = alternatives[g : g + config.group_size]
         cuts = sorted({c for a in group for c in cut_of(a)})
         where = {c: i for i, c in enumerate(cuts)}
-        acts_of = graph.multi_output(cuts).eval()
+        acts_of = nhwc(graph.multi_output(cuts).eval())
+        for a in group:
+            nhwc(a.module)
         opts = [torch.optim.Adam([p for p in a.module.parameters() if p.requires_grad], lr=config.lr) for a in group]
         for epoch in range(config.epochs):
             for batch in as_batches(images, config.batch_size, shuffle=True, seed=config.seed + epoch):
@@ -176,8 +184,8 @@ def _recalibrate_batchnorm(group, cut_of, acts_of, where, images, batch_size) ->
 @torch.no_grad()
 def _mse(graph, alt, cuts, images, batch_size) -> float:
     s, e = cuts
-    acts_of = graph.multi_output([s, e]).eval()
-    alt.module.eval()
+    acts_of = nhwc(graph.multi_output([s, e]).eval())
+    nhwc(alt.module).eval()
     total, n = 0.0, 0
     for batch in as_batches(images, batch_size):
         a_in, a_out, _ = acts_of(batch)
@@ -203,7 +211,7 @@ def _metrics(teacher_logits, logits, labels=None) -> dict:
 
 @torch.no_grad()
 def _logits(model, images, batch_size) -> torch.Tensor:
-    model.eval()
+    nhwc(model).eval()
     return torch.cat([model(b) for b in as_batches(images, batch_size)])
 
 
@@ -219,11 +227,11 @@ def block_drops(graph, alternatives, cut_of, images: torch.Tensor, teacher_logit
     runs once per batch to the needed cuts, each alternative then runs with the teacher's suffix."""
     cuts = sorted({c for a in alternatives for c in cut_of(a)})
     where = {c: i for i, c in enumerate(cuts)}
-    acts_of = graph.multi_output(cuts).eval()
-    suffix = {e: graph.submodule(e, graph.output_cut).eval() for e in {cut_of(a)[1] for a in alternatives}}
+    acts_of = nhwc(graph.multi_output(cuts).eval())
+    suffix = {e: nhwc(graph.submodule(e, graph.output_cut).eval()) for e in {cut_of(a)[1] for a in alternatives}}
     outs = {a.id: [] for a in alternatives}
     for a in alternatives:
-        a.module.eval()
+        nhwc(a.module).eval()
     for batch in as_batches(images, batch_size):
         acts = acts_of(batch)
         for a in alternatives:
@@ -271,13 +279,14 @@ def kd_finetune(student: nn.Module, teacher: nn.Module, images: torch.Tensor, *,
     cached = teacher_logits if hints is None else None
     teacher.eval()
     student_run, teacher_run = hints if hints is not None else (student, teacher)
-    teacher_run.eval()
+    nhwc(student_run)
+    nhwc(teacher_run).eval()
     opt = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=lr, momentum=FINETUNE_MOMENTUM)
     losses = []
     for epoch in range(epochs):
         total, n = 0.0, 0
         for idx in batch_indices(len(images), batch_size, shuffle=True, seed=seed + 1000 + epoch):
-            batch = images[idx]
+            batch = channels_last(images[idx])
             if cached is not None:
                 t = cached[idx]
             else:
