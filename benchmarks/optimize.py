@@ -58,7 +58,8 @@ QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 #: "quantile+20%": the larger of the 95% quantile and prediction + 20% (the default before);
 #: "own-conformal": the device's own split-conformal 95% quantile of its 20 leave-one-out
 #: residuals; numbers: prediction x (1 + m). "+measured": the 20 adaptation measurements are
-#: passed as ``measured=`` (known exactly, no margin).
+#: known exactly, no margin (the library's default, ``measured="auto"``); without it the rule
+#: passes ``measured=None``.
 RULES = ("default", "default+measured", "quantile+20%", "quantile@0.9", "quantile@0.9+measured",
          "quantile@0.8+measured", "own-conformal+measured", 0.0, 0.2)
 #: Designer rows: decode-time confidence ("default": the one it was trained with) x measured.
@@ -211,8 +212,7 @@ def run_split(space, split, held, args, objective, candidates) -> dict:
             scored_cells += cells
             for rule in RULES:
                 rule_pred, kwargs = _rule_predictor(predictor, rule, held, candidates[0])
-                if isinstance(rule, str) and rule.endswith("+measured"):
-                    kwargs["measured"] = measured
+                kwargs["measured"] = measured if isinstance(rule, str) and rule.endswith("+measured") else None
                 for tol in TOLERANCES:
                     got = {}
                     for q in QUANTILES:
@@ -276,7 +276,7 @@ def _search_many_budgets(predictor, objective, device, budgets) -> list[str]:
     from edgeperf.optimize._search import designs_from, resolve_tolerance
 
     space = ep.spaces.get(predictor.space_)
-    bound = ep.optimize.LatencyBound(predictor, [device])
+    bound = ep.optimize.LatencyBound(predictor, [device], measured=ep.optimize.resolve_measured(predictor, space, "auto"))
     rows = np.zeros(len(budgets), dtype=np.int64)
 
     def one_row_per_budget(archs):

@@ -217,6 +217,27 @@ def test_adapted_state_checked_on_load(saved, tmp_path):
         ep.load(bad)
 
 
+def test_adaptation_measurements_round_trip_and_are_checked_on_load(saved, tmp_path):
+    p, _ = saved
+    wide = ep.datasets.load("help-nb201").wide()
+    archs = ep.predictors.reference_archs("nasbench201") + list(wide.index[420:430])
+    values = wide.loc[archs, "gold_6240"].to_numpy()
+    p.adapt("measured", archs=archs, values=values, overwrite=True)
+    assert p.adapt_measurements_["measured"] == dict(zip(archs, values.tolist()))
+    good = p.save(tmp_path / "adapted.edgeperf")
+    assert ep.load(good).adapt_measurements_["measured"] == p.adapt_measurements_["measured"]
+    # a file written before the measurements were saved: the device loads, with none
+    older = tmp_path / "older.edgeperf"
+    _rewrite(good, older, _edit_meta(lambda m: m["adapted"]["measured"].pop("measurements")))
+    assert ep.load(older).adapt_measurements_["measured"] == {}
+    bad = tmp_path / "bad.edgeperf"
+    for broken in ({"archs": archs[:2], "values": [1.0]}, {"archs": archs[:2], "values": [1.0, -2.0]},
+                   {"archs": [archs[0]] * 2, "values": [1.0, 2.0]}, {"values": [1.0]}, "x"):
+        _rewrite(good, bad, _edit_meta(_set_nested(["adapted", "measured", "measurements"], broken)))
+        with pytest.raises(ModelFileError, match="measured.*measurements.*re-adapt"):
+            ep.load(bad)
+
+
 # ---- the container -----------------------------------------------------------------------------------------
 def test_container_limits(saved, tmp_path, monkeypatch):
     _, path = saved

@@ -313,6 +313,26 @@ def test_a_measured_arch_that_fits_is_chosen_over_a_margin(predictor, accuracy, 
     assert "1 measured archs exact" in result.bound
 
 
+def test_an_adapted_devices_own_measurements_are_checked_as_measured_by_default(predictor, accuracy, tmp_path):
+    p = ep.load(predictor.save(tmp_path / "model.edgeperf"))  # a copy: the module's predictor stays as it is
+    acc = synthetic_accuracy()
+    top = max(ALL, key=lambda a: (acc[a], a))
+    archs = list(p.reference_archs_) + [top] + ALL[100:109]
+    values = 1.3 * p.predict(archs, device="silver_4114")
+    p.adapt("new-cpu", archs=archs, values=values)
+    measured_top = float(values[archs.index(top)])
+    budget = 1.05 * max(measured_top, float(p.predict([top], device="new-cpu")[0]))
+    kwargs = dict(objective=accuracy, budget_ms=budget, devices=["new-cpu"], margin=0.5, tolerance=0)
+    without = search(p, measured=None, **kwargs)["new-cpu"]
+    assert without.arch != top  # its predicted latency + 50 % does not fit
+    result = search(p, **kwargs)
+    assert result["new-cpu"].arch == top and result["new-cpu"].latency_ms == pytest.approx(measured_top)
+    assert f"{len(archs)} measured archs exact" in result.bound
+    assert search(ep.load(p.save(tmp_path / "adapted.edgeperf")), **kwargs)["new-cpu"].arch == top
+    # an explicit mapping replaces them
+    assert search(p, measured={"new-cpu": {}}, **kwargs)["new-cpu"].arch == without.arch
+
+
 def test_a_measured_latency_over_the_budget_excludes_the_arch(predictor, accuracy):
     budget = float(np.quantile(predictor.predict(ALL, device="pixel3"), 0.5))
     plain = search(predictor, objective=accuracy, budget_ms=budget, devices=["pixel3"], tolerance=0)["pixel3"]

@@ -77,7 +77,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
         measurements: Optional[Path] = typer.Option(
             None, "--measurements",
-            help="measurement file (e.g. the one adapt read): those archs' latency is known, checked without a margin"),
+            help="measurement file: those archs' latency is known, checked without a margin (default: the "
+                 "measurements each adapted device was adapted from, saved in the model)"),
         tolerance: str = typer.Option(
             "auto", "--tolerance",
             help="designs within this share of the best score tie and the one with most slack wins "
@@ -113,7 +114,7 @@ def register(app: typer.Typer) -> None:
             except ValueError:
                 raise InvalidParameterError(f"--tolerance: expected 'auto' or a share such as 0.002, got {tolerance!r}") from None
         predictor = load(model)
-        measured = None if measurements is None else _measured(measurements, list(budgets), predictor.metric_)
+        measured = "auto" if measurements is None else _measured(measurements, list(budgets), predictor.metric_)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InfeasibleBudgetWarning)
             if designer is not None:

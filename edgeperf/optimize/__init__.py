@@ -25,7 +25,7 @@ _LAZY = {
     "DEFAULT_CONFIDENCE": "_search", "DEFAULT_MARGIN": "_search", "Design": "_search",
     "InfeasibleBudgetWarning": "_search", "LatencyBound": "_search", "SearchResult": "_search",
     "search": "_search", "DEFAULT_TOLERANCE": "_search", "resolve_tolerance": "_search",
-    "search_precisions": "_precision", "PrecisionDesign": "_precision",
+    "resolve_measured": "_search", "search_precisions": "_precision", "PrecisionDesign": "_precision",
 }
 
 
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_TOLERANCE",
     "resolve_tolerance",
+    "resolve_measured",
     "search_precisions",
     "PrecisionDesign",
     "objectives",

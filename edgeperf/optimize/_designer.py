@@ -390,7 +390,7 @@ class Designer(BaseEstimator):
         return [z[0, a:b] if single else z[:, a:b] for a, b in zip(starts[:-1], starts[1:])]
 
     def design(self, *, device: str, budget_ms: float, k: int | None = None, predictor=None, objective=None,
-               measured=None):
+               measured="auto"):
         """The design for ``device`` under ``budget_ms``: an architecture string, or with ``k``
         the ``k`` most probable designs that fit, as :class:`Design` records.
 
@@ -399,14 +399,15 @@ class Designer(BaseEstimator):
         ``device`` may be any device it knows now, including one adapted after training.
         ``objective`` ranks the candidates that fit when it is cheap (default: the fitted one;
         after :func:`load_designer`, the built-in objective named in the file, if any).
-        ``measured`` (``{device: {arch: latency_ms}}``, as in :func:`edgeperf.optimize.search`):
-        those architectures join the decoded candidates with their measured latency as the
-        bound (no margin), so a measured arch that fits is always admissible.
+        ``measured`` (``{device: {arch: latency_ms}}``, ``"auto"`` or None, as in
+        :func:`edgeperf.optimize.search`): those architectures join the decoded candidates with
+        their measured latency as the bound (no margin), so a measured arch that fits is always
+        admissible.
         """
         return self.design_many([(device, budget_ms)], k=k, predictor=predictor, objective=objective,
                                 measured=measured)[0]
 
-    def design_many(self, requests, *, k: int | None = None, predictor=None, objective=None, measured=None) -> list:
+    def design_many(self, requests, *, k: int | None = None, predictor=None, objective=None, measured="auto") -> list:
         """:meth:`design` for many ``(device, budget_ms)`` pairs at once, in their order.
 
         One forward pass and one beam decode for all pairs, one feasibility call to the

@@ -31,6 +31,8 @@ DEFAULT_MARGIN = 0.20
 #: and each doubling costs ~0.1-0.15 points of mean regret. Other objectives (proxies, MACs: no
 #: natural scale, not measured) default to 0.
 DEFAULT_TOLERANCE = 0.002
+#: The metric whose adaptation measurements ``measured="auto"`` checks against latency budgets.
+LATENCY_METRIC = "latency_ms"
 #: Evaluations of a non-exhaustive search: cheap objectives (tables, MACs) vs zero-cost proxies.
 DEFAULT_EVALUATIONS = {True: 3000, False: 300}
 
@@ -153,12 +155,18 @@ _QUANTILE_MARGINS = ("auto", "quantile", "cautious")
 
 def resolve_measured(predictor, space, measured) -> dict[str, dict[str, float]]:
     """``{device: {arch: latency_ms}}`` checked: devices the predictor knows, architectures of
-    its space (canonical strings), latencies finite and > 0. ``None`` -> ``{}``."""
+    its space (canonical strings), latencies finite and > 0. ``None`` -> ``{}``; ``"auto"``: the
+    measurements each adapted device was adapted from (``predictor.adapt_measurements_``, a
+    latency predictor's only)."""
     if measured is None:
         return {}
+    if isinstance(measured, str) and measured == "auto":
+        if getattr(predictor, "metric_", None) != LATENCY_METRIC:
+            return {}
+        return {d: dict(m) for d, m in getattr(predictor, "adapt_measurements_", {}).items() if m}
     if not isinstance(measured, dict):
         raise InvalidParameterError(
-            f"expected measured as {{device: {{arch: latency_ms}}}}, got {type(measured).__name__}")
+            f"expected measured as 'auto', None or {{device: {{arch: latency_ms}}}}, got {type(measured).__name__}")
     known = set(predictor.devices_)
     out = {}
     for device, values in measured.items():
@@ -245,7 +253,7 @@ def search(
     energy_predictor=None,
     energy_budget_mj=None,
     candidates=None,
-    measured=None,
+    measured="auto",
     seed: int = 0,
 ) -> SearchResult:
     """The best design per device under a latency (and optionally energy) budget.
@@ -271,10 +279,11 @@ def search(
         energy bound uses the same margin rule as latency.
     candidates : search only these architectures (exactly, in one pass), e.g. a pool that was
         measured or trained; ``optimizer`` and ``n_evaluations`` are then ignored.
-    measured : ``{device: {arch: latency_ms}}`` of architectures already measured on a device
-        (e.g. the ones it was adapted from): their latency is known, so they are checked against
-        the budget as measured, without a margin, and a measured arch that fits is always
-        admissible. A non-exhaustive search also evaluates them.
+    measured : ``{device: {arch: latency_ms}}`` of architectures already measured on a device:
+        their latency is known, so they are checked against the budget as measured, without a
+        margin, and a measured arch that fits is always admissible. A non-exhaustive search also
+        evaluates them. ``"auto"`` (default): the measurements each adapted device was adapted
+        from; ``None``: none.
     seed : seeds the optimizer.
 
     Nothing within a device's budget: an :class:`InfeasibleBudgetWarning` says so and that

@@ -129,7 +129,9 @@ class JointPredictor(BasePredictor):
 
     Learned state: ``devices_`` (training then adapted devices), ``train_devices_``,
     ``device_params_`` (per training device: signature, static features, rows),
-    ``adapters_`` (per adapted device: its fitted strategy), ``model_``, the Bayes prior.
+    ``adapters_`` (per adapted device: its fitted strategy), ``adapt_measurements_`` (per adapted
+    device: ``{arch: value}`` it was adapted from, repeats merged; :func:`edgeperf.optimize.search`
+    checks those archs as measured), ``model_``, the Bayes prior.
     """
 
     def __init__(
@@ -250,7 +252,8 @@ class JointPredictor(BasePredictor):
             "space_": space.name, "encoding_": encoding, "metric_": self.metric, "n_features_": int(X.shape[1]),
             "static_fields_": fields, "static_means_": static_means, "device_params_": device_params,
             "model_": model, "reference_archs_": refs, "train_devices_": list(devs), "adapters_": {},
-            "adapt_reports_": {}, "cost_range_": cost_range_of(space, encoding, X), "devices_": list(devs),
+            "adapt_reports_": {}, "adapt_measurements_": {}, "cost_range_": cost_range_of(space, encoding, X),
+            "devices_": list(devs),
             "training_": {
                 "source": str(table.source),
                 "n_rows": int(sum(len(t) for t in target)),
@@ -603,6 +606,7 @@ class JointPredictor(BasePredictor):
         report = self._adapt_report(fitted, data, n_values)
         self.adapters_[device] = fitted
         self.adapt_reports_[device] = report
+        self.adapt_measurements_[device] = dict(zip(canon, map(float, y)))
         if device not in self._device_set():
             self.devices_.append(device)
         self._cache.pop(device, None)
@@ -689,8 +693,10 @@ class JointPredictor(BasePredictor):
         adapted = {}
         for i, (dev, strategy) in enumerate(self.adapters_.items()):
             s_meta, s_arrays = strategy.get_state()
+            measured = self.adapt_measurements_.get(dev, {})
             adapted[dev] = {"key": f"adapted/{i}", "state": s_meta, "arrays": sorted(s_arrays),
-                            "report": self.adapt_reports_[dev].to_json()}
+                            "report": self.adapt_reports_[dev].to_json(),
+                            "measurements": {"archs": list(measured), "values": list(measured.values())}}
             arrays.update({f"adapted/{i}/{k}": v for k, v in s_arrays.items()})
         meta.update(
             reference_set=self.reference_set,
@@ -757,7 +763,7 @@ class JointPredictor(BasePredictor):
             if index is None:
                 raise ModelFileError(f"a whole-space prediction table for the unbounded space {self.space_!r}")
             self.space_log_table_ = finite_array(arrays, "space_log_table", (index.X.shape[0], len(train)))
-        self.adapters_, self.adapt_reports_ = self._load_adapters(meta.get("adapted", {}), arrays)
+        self.adapters_, self.adapt_reports_, self.adapt_measurements_ = self._load_adapters(meta.get("adapted", {}), arrays)
         if list(self.devices_) != self.train_devices_ + list(self.adapters_):
             raise ModelFileError("the device list disagrees with the training and adapted devices; the file is corrupted")
         return self
@@ -766,7 +772,7 @@ class JointPredictor(BasePredictor):
         if not isinstance(adapted, dict):
             raise ModelFileError(f"adapted devices: expected a JSON object, got {type(adapted).__name__}")
         host = _Host(self)
-        out, reports = {}, {}
+        out, reports, measurements = {}, {}, {}
         for dev, entry in adapted.items():
             s_meta = entry["state"]
             name = s_meta.get("strategy") if isinstance(s_meta, dict) else None
@@ -781,7 +787,24 @@ class JointPredictor(BasePredictor):
             strategy.check_host(host)
             out[dev] = strategy
             reports[dev] = AdaptReport.from_json(entry["report"])
-        return out, reports
+            measurements[dev] = _measurements(dev, entry.get("measurements"))
+        return out, reports, measurements
+
+
+def _measurements(device: str, entry) -> dict[str, float]:
+    """An adapted device's measurements ``{arch: value}`` as saved (files before them: none)."""
+    if entry is None:
+        return {}
+    try:
+        archs = str_list(entry, "archs")
+        values = finite_list(entry, "values", len(archs))
+    except (ModelFileError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"adapted device {device!r}: its measurements are corrupted ({exc}); "
+                             "re-adapt the device") from None
+    if any(v <= 0 for v in values) or len(set(archs)) != len(archs):
+        raise ModelFileError(f"adapted device {device!r}: expected its measurements as distinct archs with values > 0, "
+                             f"got {entry!r:.80}; re-adapt the device")
+    return dict(zip(archs, values))
 
 
 def _numeric_vector(values, what: str) -> np.ndarray:

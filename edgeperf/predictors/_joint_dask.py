@@ -17,7 +17,8 @@ statistics instead of ``_device_linear_fits``), ``space_log_table_`` for a finit
 model on every architecture of the space, on the client: it is small), each training device's
 ``log_std`` by ``trained_log_std`` on its first :data:`MAX_ROWS_FOR_STD` rows in table order (the
 rows a single-process fit would use when the devices list architectures in the same order), and
-empty ``adapters_`` / ``adapt_reports_``. ``training_`` adds ``"trainer": "xgboost.dask"``.
+empty ``adapters_`` / ``adapt_reports_`` / ``adapt_measurements_``. ``training_`` adds
+``"trainer": "xgboost.dask"``.
 
 Uncertainty: the leave-hardware-family-out calibration (``calibrate_log_std_scale``) refits fold
 models on an in-memory :class:`MeasurementTable` and cannot run on a dask frame, so it is not run
@@ -281,7 +282,7 @@ def fit_dask(est, table, devices=None, *, client):
         "space_": space.name, "encoding_": encoding, "metric_": est.metric, "n_features_": n_features,
         "static_fields_": fields, "static_means_": static_means, "device_params_": device_params,
         "model_": model, "reference_archs_": refs, "train_devices_": list(devs), "adapters_": {},
-        "adapt_reports_": {}, "cost_range_": cost_range_of(space, encoding, X_std), "devices_": list(devs),
+        "adapt_reports_": {}, "adapt_measurements_": {}, "cost_range_": cost_range_of(space, encoding, X_std), "devices_": list(devs),
         "training_": {
             "source": source,
             "n_rows": int(sum(int(counts[d]) for d in devs)),
