@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train-images", type=int, default=1024)
     ap.add_argument("--held-out-images", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--finetune-epochs", type=int, default=4)
+    ap.add_argument("--finetune-epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--finetune-lr", type=float, default=3e-3)
     ap.add_argument("--hint-weight", type=float, default=0.0)

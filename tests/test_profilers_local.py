@@ -1,6 +1,7 @@
 """Local profilers run real models in ONNX Runtime, PyTorch and TVM and fill provenance."""
 
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -54,6 +55,22 @@ def test_tvm_profiles_real_archs_of_every_space(space_name, n):
         _check_rows(prof.profile(space_name, arch), prof, space_name, arch)
     spec = prof.device_spec()
     assert spec.extra["target"] == "llvm" and spec.extra["mcpu"] and spec.extra["tuned"] is False
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a CPU affinity to restore (Linux, 2+ CPUs)")
+def test_tvm_leaves_the_process_on_the_cores_it_had():
+    """TVM's thread pool pins the calling thread to its cores; later work in the process (an ONNX
+    Runtime session with 2 threads) must get every core back once TVM's models are unloaded."""
+    before = os.sched_getaffinity(0)
+    prof = profilers.get("tvm")(threads=1, protocol=FAST)
+    first, second = _archs("nasbench201", 2)
+    space = spaces.get("nasbench201")
+    with prof.open(space, first) as held:
+        held.measure()
+        prof.measure(space, second)  # loaded and unloaded while the first stays loaded
+        held.measure()
+    assert os.sched_getaffinity(0) == before
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "torch", "tvm"])
