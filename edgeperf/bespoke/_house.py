@@ -48,6 +48,9 @@ TEACHER_LOGIT_SPLITS = ("held_out", "train")
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 #: Default working resolution: reduced from the networks' native 224-260 px so CPU runs stay short.
 DEFAULT_RESOLUTION = 128
+#: Training crops: distinct crops distil better blocks than more epochs over fewer (the same Adam
+#: steps, benchmarks/bespoke_data.py); the fine-tuning's default epochs make 128 steps of them.
+DEFAULT_TRAIN_IMAGES = 512
 #: How an alternative's drop is estimated from the teacher with only its block replaced.
 DROP_METRICS = ("kl", "disagreement")
 #: Batch size, epochs, SGD learning rate and hint weight of the students' KD fine-tuning. Measured
@@ -604,8 +607,8 @@ class House:
 def build_house(teacher, donors: Sequence = (), data=None, *, resolution: int = DEFAULT_RESOLUTION,
                 max_units: int = DEFAULT_MAX_UNITS, ratios: Sequence[float] = DEFAULT_RATIOS,
                 channel_modes: Sequence[str] = ("select",), donor_blocks_per_block: int = 1,
-                distill: DistillConfig | None = DistillConfig(), n_train: int = 512, n_held_out: int = 128,
-                seed: int = 0, path=None, progress: bool = False) -> House:
+                distill: DistillConfig | None = DistillConfig(), n_train: int = DEFAULT_TRAIN_IMAGES,
+                n_held_out: int = 128, seed: int = 0, path=None, progress: bool = False) -> House:
     """Steps 1-3 (+ the fidelity half of 4): enumerate the teacher's blocks, build the alternatives
     (donor blocks whose spatial sizes match, pruned copies of the teacher's blocks), distil them
     block-wise and score each one with only its block replaced. Saved to ``path`` when given.

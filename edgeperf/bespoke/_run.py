@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from edgeperf.bespoke._baselines import donor_baseline, uniform_baseline, uniform_pruning_curve
-from edgeperf.bespoke._house import (DEFAULT_RATIOS, DEFAULT_RESOLUTION, FINETUNE_EPOCHS, FINETUNE_LR, HINT_WEIGHT,
-                                     RERANK, House, build_house, load_house)
+from edgeperf.bespoke._house import (DEFAULT_RATIOS, DEFAULT_RESOLUTION, DEFAULT_TRAIN_IMAGES, FINETUNE_EPOCHS,
+                                     FINETUNE_LR, HINT_WEIGHT, RERANK, House, build_house, load_house)
 from edgeperf.bespoke._latency import parse_target
 from edgeperf.bespoke._report import plot_target, write_json
 from edgeperf.bespoke._train import DistillConfig
@@ -32,7 +32,7 @@ class RunConfig:
     max_units: int = 2
     ratios: tuple[float, ...] = DEFAULT_RATIOS
     donor_blocks_per_block: int = 1
-    n_train: int = 256
+    n_train: int = DEFAULT_TRAIN_IMAGES
     n_held_out: int = 128
     distill_epochs: int = 2
     distill_lr: float = 1e-3

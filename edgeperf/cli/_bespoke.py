@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         resolution: int = typer.Option(128, min=8, help="Input side in pixels (reduced from 224-260 for CPU runs)."),
         max_units: int = typer.Option(2, min=1, help="Most consecutive units (layers/blocks) one replacement spans."),
         prune_ratios: str = typer.Option("0.25,0.5,0.75", help="Pruning ratios of the teacher's own blocks."),
-        train_images: int = typer.Option(256, min=8, help="Training crops for block distillation and fine-tuning."),
+        train_images: int = typer.Option(512, min=8, help="Training crops for block distillation and fine-tuning."),
         held_out_images: int = typer.Option(128, min=8, help="Held-out crops (other photographs) for fidelity."),
         epochs: int = typer.Option(2, min=0, help="Block-distillation epochs."),
         lr: float = typer.Option(1e-3, min=0.0, help="Block-distillation learning rate (Adam)."),
