@@ -409,6 +409,22 @@ def test_profiling_a_fraction_predicts_the_rest_from_graph_features(tiny_house):
 
 
 # ---- changes of bespoke2: runners-up, joint re-estimate, paired timing, reconstruction -------
+def test_block_latency_predictions_stay_within_what_was_measured():
+    """A feature far outside the measured modules' range (a kind of layer few of them have) must
+    not extrapolate the log-linear fit: on TVM it once predicted 10^16 x the truth."""
+    from edgeperf.bespoke._predict import BlockLatencyRegressor
+
+    rng = np.random.default_rng(0)
+    macs, rare = rng.uniform(1e5, 1e7, 40), np.zeros(40)
+    rare[:2] = 10.0
+    ms = 1e-6 * macs * (1 + 0.5 * rare)
+    reg = BlockLatencyRegressor().fit(np.column_stack([macs, rare]), ms)
+    far = reg.predict(np.array([[5e6, 1e12], [1e12, 0.0], [1.0, 0.0]]))
+    assert np.all(far <= ms.max() * (1 + 1e-9)) and np.all(far >= ms.min() * (1 - 1e-9))
+    inside = reg.predict(np.column_stack([macs, rare]))
+    assert np.median(np.abs(inside - ms) / ms) < 0.2 and np.isfinite(reg.cv_mape_)
+
+
 def test_annealing_returns_distinct_runners_up_within_budget_best_first():
     base, budget = 12.0, 7.0
     got = anneal(TOY, base_ms=base, budget_ms=budget, steps=3000, seed=1, keep=4)

@@ -4,7 +4,9 @@ Profiling every alternative on every target is the largest per-target cost. With
 ``House.profile(..., measure_fraction=f)`` only the teacher's segments and blocks and a fraction
 ``f`` of the alternatives are measured; the rest are predicted from their ONNX graph features
 (:func:`edgeperf.features.torch_features`: per-op MACs, parameters, activation memory) by a ridge
-regression of log latency on log features, fitted on this target's measurements.
+regression of log latency on log features, fitted on this target's measurements. Features and
+predictions are kept within the range of the measured modules: a feature far outside it (a kind
+of layer few measured modules have) once extrapolated a TVM prediction 10^16 x off.
 """
 
 from __future__ import annotations
@@ -44,22 +46,32 @@ class BlockLatencyRegressor:
         return np.log1p(np.maximum(np.asarray(X, dtype=np.float64), 0.0))
 
     def fit(self, X, ms) -> "BlockLatencyRegressor":
-        from sklearn.linear_model import Ridge
         from sklearn.model_selection import KFold
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
 
         X, y = self._design(X), np.log(np.asarray(ms, dtype=np.float64))
         if len(y) < MIN_TRAIN:
             raise InvalidParameterError(f"expected at least {MIN_TRAIN} measured modules to fit block latency, got {len(y)}")
-        make = lambda: make_pipeline(StandardScaler(), Ridge(alpha=self.alpha))  # noqa: E731
         errors = []
         for tr, te in KFold(min(CV_FOLDS, len(y)), shuffle=True, random_state=0).split(X):
-            pred = np.exp(make().fit(X[tr], y[tr]).predict(X[te]))
+            pred = BlockLatencyRegressor(alpha=self.alpha)._fit_design(X[tr], y[tr])._predict_design(X[te])
             errors.extend(np.abs(pred - np.exp(y[te])) / np.exp(y[te]))
-        self.model_ = make().fit(X, y)
+        self._fit_design(X, y)
         self.cv_mape_ = float(np.mean(errors))
         return self
 
+    def _fit_design(self, X, log_ms) -> "BlockLatencyRegressor":
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.model_ = make_pipeline(StandardScaler(), Ridge(alpha=self.alpha)).fit(X, log_ms)
+        self.x_range_ = (X.min(axis=0), X.max(axis=0))
+        self.log_ms_range_ = (float(log_ms.min()), float(log_ms.max()))
+        return self
+
+    def _predict_design(self, rows) -> np.ndarray:
+        """ms of design rows, features and log latency bounded to the ranges seen in ``fit``."""
+        return np.exp(np.clip(self.model_.predict(np.clip(rows, *self.x_range_)), *self.log_ms_range_))
+
     def predict(self, X) -> np.ndarray:
-        return np.exp(self.model_.predict(self._design(X)))
+        return self._predict_design(self._design(X))
