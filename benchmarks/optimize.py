@@ -276,7 +276,8 @@ def _search_many_budgets(predictor, objective, device, budgets) -> list[str]:
     from edgeperf.optimize._search import designs_from, resolve_tolerance
 
     space = ep.spaces.get(predictor.space_)
-    bound = ep.optimize.LatencyBound(predictor, [device], measured=ep.optimize.resolve_measured(predictor, space, "auto"))
+    measured = ep.optimize.resolve_measured(predictor, space, "auto")  # what search() checks by default
+    bound = ep.optimize.LatencyBound(predictor, [device], measured=measured)
     rows = np.zeros(len(budgets), dtype=np.int64)
 
     def one_row_per_budget(archs):

@@ -89,12 +89,13 @@ class MonotoneCalibrator(RegressorMixin, BaseEstimator):
             raise NotFittedError("MonotoneCalibrator is not fitted yet; call fit(proxy_ms, target_ms) first")
         lx = np.log(np.asarray(proxy_ms, dtype=float).ravel())
         if self.isotonic_ is None:
-            return np.clip(self.intercept_ + self.slope_ * lx, *_LOG_MS_RANGE)
-        out = self.isotonic_.predict(lx)
-        lo, hi = lx < self.x_min_, lx > self.x_max_
-        # beyond the measured range: continue from the isotonic end value with the affine slope
-        out[lo] = self.isotonic_.predict([self.x_min_])[0] + self.slope_ * (lx[lo] - self.x_min_)
-        out[hi] = self.isotonic_.predict([self.x_max_])[0] + self.slope_ * (lx[hi] - self.x_max_)
+            out = self.intercept_ + self.slope_ * lx
+        else:
+            out = self.isotonic_.predict(lx)
+            lo, hi = lx < self.x_min_, lx > self.x_max_
+            # beyond the measured range: continue from the isotonic end value with the affine slope
+            out[lo] = self.isotonic_.predict([self.x_min_])[0] + self.slope_ * (lx[lo] - self.x_min_)
+            out[hi] = self.isotonic_.predict([self.x_max_])[0] + self.slope_ * (lx[hi] - self.x_max_)
         return np.clip(out, *_LOG_MS_RANGE)
 
     def predict(self, proxy_ms) -> np.ndarray:
