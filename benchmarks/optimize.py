@@ -62,8 +62,10 @@ QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 #: passes ``measured=None``.
 RULES = ("default", "default+measured", "quantile+20%", "quantile@0.9", "quantile@0.9+measured",
          "quantile@0.8+measured", "own-conformal+measured", 0.0, 0.2)
-#: Designer rows: decode-time confidence ("default": the one it was trained with) x measured.
-DESIGNER_RULES = ("default", "default+measured", "quantile@0.9+measured")
+#: Designer rows: decode-time bound ("default": the margin and confidence it was trained with;
+#: "quantile@C": that margin at confidence C; "quantile-alone": the search's bound, the calibrated
+#: quantile without the designer's "+20 %" floor) x measured.
+DESIGNER_RULES = ("default", "default+measured", "quantile@0.9+measured", "quantile-alone+measured")
 #: Risk-aware choice: designs within this share of the best feasible score tie, the most slack wins.
 TOLERANCES = (0.0, 0.001, "auto", 0.004, 0.008)
 N_ADAPT_RANDOM = 10
@@ -220,19 +222,20 @@ def run_split(space, split, held, args, objective, candidates) -> dict:
                                    tolerance=tol, candidates=cand, **kwargs)
                         got.update({(d, q): r[d].arch for d in held})
                     picks[(_key("margin", rule), _key("tolerance", tol))] += [got[c] for c in cells]
-            trained_confidence = designer.confidence
+            trained_confidence, trained_margin = designer.confidence, designer.margin
             for rule in DESIGNER_RULES:
-                confidence = trained_confidence if rule.startswith("default") else float(rule.split("@")[1][:3])
+                confidence = float(rule.split("@")[1][:3]) if "@" in rule else trained_confidence
+                margin = "auto" if rule.startswith("quantile-alone") else trained_margin
                 known = measured if rule.endswith("+measured") else None
                 for tol in ("auto", 0.0):
-                    d_ = designer.set_params(tolerance=tol, confidence=confidence)
+                    d_ = designer.set_params(tolerance=tol, confidence=confidence, margin=margin)
                     key = f"{rule} tolerance={tol}"
                     if space == "nasbench201":
                         designed[key] += d_.design_many([(d, budgets[(d, q)]) for d, q in cells], measured=known)
                     elif tol == "auto" and rule == "default":  # designs must be measured: mapped onto the pool
                         designed[key] += [
                             _designer_in_pool(designer, predictor, d, budgets[(d, q)], score_of) for d, q in cells]
-            designer.set_params(tolerance="auto", confidence=trained_confidence)
+            designer.set_params(tolerance="auto", confidence=trained_confidence, margin=trained_margin)
 
     out = {"held_out": held, "train_devices": train_devices, "predictor_fit_s": fit_s, "seeds": args.seeds,
            "chooses_defaults": split in DEFAULT_CHOOSING, "uncertainty": predictor.uncertainty_,

@@ -181,3 +181,28 @@ def test_extrapolation_warning_for_a_model_far_bigger_than_any_trained_on(nb201)
     big = torch.nn.Sequential(torch.nn.Conv2d(3, 512, 3, padding=1), torch.nn.Conv2d(512, 512, 3, padding=1)).eval()
     with pytest.warns(ExtrapolationWarning, match="macs far outside the training data"):
         p.predict(big, device="gold_6240", input_shape=(1, 3, 32, 32))
+
+
+def test_a_measurement_unlike_every_other_is_left_out_of_the_fit_but_kept_as_measured(joint, target):
+    archs, values = target
+    odd = values.copy()
+    odd[12] /= 200.0  # what a runtime that folds a whole network into a constant reports
+    joint.adapt("odd", archs=archs, values=odd, overwrite=True)
+    rest = [i for i in range(len(archs)) if i != 12]
+    joint.adapt("without", archs=[archs[i] for i in rest], values=values[rest], overwrite=True)
+    test = ep.spaces.get("nasbench201").sample(50, seed=5)
+    np.testing.assert_allclose(joint.predict(test, device="odd"), joint.predict(test, device="without"), rtol=1e-12)
+    report = joint.adapt_reports_["odd"]
+    assert report.n_distinct_archs == 20 and report.n_measurements == 20
+    assert any("left out of the fit" in w and archs[12] in w for w in report.warnings)
+    assert joint.adapt_measurements_["odd"][archs[12]] == pytest.approx(odd[12])  # still known as measured
+    assert len(joint.adapt_measurements_["odd"]) == 20
+
+
+@pytest.mark.parametrize("device", ["gold_6240", "samsung_s7", "essential_ph_1", "titanx_256", "silver_4210r"])
+def test_noisy_measurements_of_real_devices_are_all_used(joint, nb201, device):
+    _, wide = nb201
+    archs = ep.predictors.reference_archs("nasbench201") + list(wide.index[600:610])
+    noise = np.random.default_rng(0).lognormal(0.0, 0.1, len(archs))  # 10 % timing noise on top
+    joint.adapt("noisy", archs=archs, values=wide.loc[archs, device].to_numpy() * noise, overwrite=True)
+    assert not any("left out" in w for w in joint.adapt_reports_["noisy"].warnings)

@@ -61,9 +61,9 @@ def test_dask_fit_matches_single_process_fit_and_file_layout(client, tmp_path):
     assert dist.devices_ == local.devices_ and dist.static_fields_ == local.static_fields_
     learned = lambda p: sorted(k for k in vars(p) if k.endswith("_") and not k.startswith("_"))  # noqa: E731
     assert learned(dist) == learned(local)  # the same learned state as a single-process fit
-    # uncalibrated (no leave-family-out refits): no robust_scale, so quantiles keep the RMS rule
+    # uncalibrated (no leave-family-out refits): no robust or shrunk scale, so quantiles keep the RMS rule
     assert set(dist.training_) == set(local.training_) | {"trainer"}
-    assert set(dist.uncertainty_) == set(local.uncertainty_) - {"robust_scale"}
+    assert set(dist.uncertainty_) == set(local.uncertainty_) - {"robust_scale", "pooled_scale", "shrink_weight"}
     assert dist.space_log_table_.shape == local.space_log_table_.shape
     for d in local.devices_:
         assert set(dist.device_params_[d]) == set(local.device_params_[d])

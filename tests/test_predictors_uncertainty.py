@@ -101,15 +101,22 @@ def test_robust_loo_scale_leaves_out_the_largest_residuals():
 def test_adapted_quantiles_use_the_robust_scale_and_old_files_the_rms_rule(fitted, tmp_path):
     from statistics import NormalDist
 
-    from edgeperf.predictors._uncertainty import robust_loo_scale
+    from edgeperf.predictors._uncertainty import SHRINK_WEIGHTS, robust_loo_scale
 
     u = fitted.uncertainty_
-    assert 0.1 < u["robust_scale"] < 20
+    assert 0.1 < u["robust_scale"] < 20 and u["shrink_weight"] in SHRINK_WEIGHTS and u["pooled_scale"] > 0
     archs = ep.spaces.get("nasbench201").sample(20, seed=3)
     loo = fitted.adapters_["cpu"].loo_log_residuals_
     z = NormalDist().inv_cdf(0.95)
-    want = fitted.predict(archs, device="cpu") * np.exp(z * robust_loo_scale(loo) * u["robust_scale"])
+    w = u["shrink_weight"]
+    own = u["pooled_scale"] ** (1 - w) * robust_loo_scale(loo) ** w
+    want = fitted.predict(archs, device="cpu") * np.exp(z * own * u["robust_scale"])
     np.testing.assert_allclose(fitted.predict_quantile(archs, device="cpu"), want)
+    unshrunk = ep.load(fitted.save(tmp_path / "m.edgeperf"))
+    for key in ("shrink_weight", "pooled_scale"):  # a model file written before the shrinkage
+        del unshrunk.uncertainty_[key]
+    want = fitted.predict(archs, device="cpu") * np.exp(z * robust_loo_scale(loo) * u["robust_scale"])
+    np.testing.assert_allclose(unshrunk.predict_quantile(archs, device="cpu"), want)
     old = ep.load(fitted.save(tmp_path / "m.edgeperf"))
     del old.uncertainty_["robust_scale"]  # a model file written before the robust scale
     rms = np.sqrt(np.mean(loo**2))
@@ -124,10 +131,59 @@ def test_one_bad_adaptation_measurement_widens_the_bound_less_than_the_rms_rule(
     p = copy.deepcopy(fitted)
     ad = ep.predictors.reference_archs("nasbench201") + list(wide.index[500:510])
     values = wide.loc[ad, "gold_6240"].to_numpy().copy()
-    values[12] *= 4.0  # a mis-measured architecture
+    values[12] *= 2.0  # a mis-measured architecture, not far enough off to be left out of the fit
     p.adapt("cpu-spoilt", archs=ad, values=values)
+    assert not any("left out" in w for w in p.adapt_reports_["cpu-spoilt"].warnings)
     arch = list(wide.index[2000:2001])
     ratio = lambda dev: float(p.predict_quantile(arch, device=dev)[0] / p.predict(arch, device=dev)[0])  # noqa: E731
     old_rule = float(np.exp(1.6448536 * p.adapters_["cpu-spoilt"].log_std(1)[0] * p.uncertainty_["scale"]))
     assert ratio("cpu-spoilt") < old_rule
     assert ratio("cpu-spoilt") < 1.5 * ratio("cpu")  # about as tight as the clean adaptation
+    values[12] *= 5.0  # 10x off: left out of the fit, so the bound is the clean one's
+    p.adapt("cpu-spoilt", archs=ad, values=values, overwrite=True)
+    assert any("left out" in w for w in p.adapt_reports_["cpu-spoilt"].warnings)
+    assert ratio("cpu-spoilt") < 1.2 * ratio("cpu")
+
+
+def test_calibration_trusts_a_devices_own_scale_only_as_far_as_it_tracks_its_errors():
+    """The shrink weight kept is the one with the tightest calibrated bounds: none of the own
+    scale where own scales are noise around one common spread, all of it where each is its
+    device's true spread; either way the bounds cover 95 % of the calibration residuals."""
+    from statistics import NormalDist
+
+    from edgeperf.predictors._uncertainty import _shrinkage, shrunk_scale
+
+    rng = np.random.default_rng(0)
+    noise = np.exp(rng.normal(0.0, 0.5, 40))
+    z = NormalDist().inv_cdf(0.95)
+    for truth, want in (("common", 0.0), ("own", 1.0)):
+        spreads = np.full(40, 0.1) if truth == "common" else 0.1 * noise
+        errors = [rng.normal(0.0, s, 500) for s in spreads]
+        u = _shrinkage(errors, list(0.1 * noise))
+        assert u["shrink_weight"] == want
+        assert u["pooled_scale"] == pytest.approx(float(np.exp(np.mean(np.log(0.1 * noise)))))
+        bounds = [z * shrunk_scale(s, u) * u["robust_scale"] for s in 0.1 * noise]
+        assert np.mean(np.concatenate([e <= b for e, b in zip(errors, bounds)])) >= 0.94
+
+
+@pytest.mark.parametrize("bad", [{"shrink_weight": 1.5}, {"shrink_weight": -0.1}, {"shrink_weight": "0.5"},
+                                 {"pooled_scale": 0.0}, {"pooled_scale": -1.0}])
+def test_a_corrupted_shrinkage_in_a_model_file_is_refused(fitted, tmp_path, bad):
+    import json
+    import zipfile
+
+    from edgeperf.errors import ModelFileError
+
+    path = fitted.save(tmp_path / "m.edgeperf")
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    name = next(n for n in members if n.endswith(".json") and b'"uncertainty"' in members[n])
+    meta = json.loads(members[name])
+    meta["uncertainty"].update(bad)
+    members[name] = json.dumps(meta).encode()
+    spoilt = tmp_path / "spoilt.edgeperf"
+    with zipfile.ZipFile(spoilt, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    with pytest.raises(ModelFileError, match="uncertainty"):
+        ep.load(spoilt)

@@ -602,8 +602,8 @@ class JointPredictor(BasePredictor):
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):  # small matrices: BLAS threads only contend
-            fitted = _adapt.get(strategy)().fit(host, data)
-        report = self._adapt_report(fitted, data, n_values)
+            fitted, excluded = _adapt.fit_robust(_adapt.get(strategy), host, data)
+        report = self._adapt_report(fitted, data, n_values, excluded)
         self.adapters_[device] = fitted
         self.adapt_reports_[device] = report
         self.adapt_measurements_[device] = dict(zip(canon, map(float, y)))
@@ -656,11 +656,9 @@ class JointPredictor(BasePredictor):
             )
         return list(groups), np.asarray(merged), int(y.size)
 
-    def _adapt_report(self, fitted, data, n_values: int) -> AdaptReport:
+    def _adapt_report(self, fitted, data, n_values: int, excluded=()) -> AdaptReport:
         from edgeperf import metrics
 
-        y = np.exp(data.logy)
-        loo = np.exp(data.logy - fitted.loo_log_residuals_)
         n_distinct = len(data.archs)
         refs = set(self.reference_archs_)
         n_ref = len(refs & set(data.archs))
@@ -677,6 +675,18 @@ class JointPredictor(BasePredictor):
                 f"only {n_distinct} distinct architectures; {RECOMMENDED_ADAPT_MEASUREMENTS} (the reference set + 10 "
                 "others) is the intended budget and the leave-one-out error is rough below it"
             )
+        if excluded:
+            out = list(excluded)
+            ratios = np.exp(data.logy[out] - fitted.predict_log(_Host(self), data.X[out]))
+            warnings.append(
+                f"{len(out)} measurement(s) left out of the fit as unlike every other architecture of this device "
+                "(measured / predicted from the others: "
+                + ", ".join(f"{data.archs[i]} x{r:.3g}" for i, r in zip(out, ratios))
+                + "); edgeperf.optimize still uses them as measured; re-measure them if that is unexpected"
+            )
+            data = data.subset(np.setdiff1d(np.arange(n_distinct), out))  # the leave-one-out error is the fit's
+        y = np.exp(data.logy)
+        loo = np.exp(data.logy - fitted.loo_log_residuals_)
         warnings += list(fitted.notes())
         with np.errstate(all="ignore"):
             rho = metrics.spearman(y, loo) if np.ptp(y) > 0 else float("nan")
@@ -836,10 +846,18 @@ def _check_uncertainty(info) -> dict:
     """The persisted calibration (format 1 had none: the uncalibrated scale, marked so)."""
     if info is None:
         return {"method": "uncalibrated (model format 1)", "scale": UNCALIBRATED_SCALE}
-    for key in ("scale", "robust_scale"):  # robust_scale: optional (files before it use the RMS rule)
-        scale = info.get(key, 1.0 if key == "robust_scale" else None) if isinstance(info, dict) else None
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
-            raise ModelFileError(f"uncertainty: expected a calibration with a finite {key} > 0, got {info!r:.80}")
+    if not isinstance(info, dict):
+        raise ModelFileError(f"uncertainty: expected a calibration mapping, got {info!r:.80}")
+    # robust_scale, pooled_scale and shrink_weight are missing from files written before them
+    # (those keep the previous rule); scale is always there
+    expected = {"scale": "> 0", "robust_scale": "> 0", "pooled_scale": "> 0", "shrink_weight": "in [0, 1]"}
+    for key, wanted in expected.items():
+        if key not in info and key != "scale":
+            continue
+        value = info.get(key)
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
+        if not ok or not (0 <= value <= 1 if key == "shrink_weight" else value > 0):
+            raise ModelFileError(f"uncertainty: expected a finite {key} {wanted}, got {value!r:.40}; the file is corrupted")
     return dict(info)
 
 

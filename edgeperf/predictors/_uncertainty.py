@@ -6,7 +6,8 @@ target samples (``AdaptStrategy.log_std``) times one scale factor, calibrated in
 are dealt into :data:`N_FOLDS` folds; per fold, a joint model is refitted without
 that fold's devices and without :data:`HELD_OUT_ARCH_SHARE` of the architectures,
 each held-out device is adapted from HELP's budget (the reference architectures +
-:data:`N_RANDOM` others from the fold's training architectures) and predicted on up
+:data:`N_RANDOM` others from the fold's training architectures; through ``adapt.fit_robust``,
+as ``JointPredictor.adapt`` does) and predicted on up
 to :data:`EVAL_ARCHS` of the held-out architectures. The factor makes the 90%
 central interval of those standardised log residuals nominal (``|z|`` quantile
 0.90 = 1.645 x factor) and the one-sided 0.95 bound nominal (whichever needs the
@@ -25,14 +26,20 @@ tracks each device's true 95% error quantile more closely than the plain RMS (sp
 log(true quantile / scale) over held-out devices 0.35 vs 0.41); budget picks on held-out
 phones lose 1.54 instead of 2.14 accuracy points (98 vs 100 % within budget), on server CPUs
 about the same. Model files without ``robust_scale`` keep the RMS rule.
+
+That own scale is still a noisy estimate from 20 residuals, so it is shrunk in log space toward
+the calibration devices' typical one (``pooled_scale``, their geometric mean) with the weight
+of :data:`SHRINK_WEIGHTS` that gives the tightest calibrated bounds on the calibration devices
+(:func:`shrunk_scale`), and ``robust_scale`` is calibrated on residuals standardised by the
+shrunk scales. Files without ``shrink_weight`` use the own scale alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["calibrate_log_std_scale", "trained_log_std", "robust_loo_scale", "quantile_log_std",
-           "UNCALIBRATED_SCALE", "N_FOLDS"]
+__all__ = ["calibrate_log_std_scale", "trained_log_std", "robust_loo_scale", "shrunk_scale", "quantile_log_std",
+           "UNCALIBRATED_SCALE", "N_FOLDS", "SHRINK_WEIGHTS"]
 
 #: Scale used when the training devices cannot be split by hardware family.
 UNCALIBRATED_SCALE = 2.0
@@ -55,6 +62,12 @@ MAX_ROWS_FOR_STD = 2000
 #: Share of an adapted device's leave-one-out residuals (the largest in size) left out of its
 #: robust scale: 2 of HELP's 20 measurements.
 TRIM_SHARE = 0.1
+#: Weights of an adapted device's own robust scale against the pooled one of the calibration
+#: devices (log space) that calibration tries; it keeps the one whose calibrated bounds are the
+#: tightest on average over its held-out devices (1: the device's own scale alone, the rule
+#: before). 20 leave-one-out residuals estimate some devices' spread poorly (NB-201: their
+#: ratio to the true 95 % error quantile varies ~1.5-5x between devices and draws), others' well.
+SHRINK_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def robust_loo_scale(loo_log_residuals) -> float:
@@ -64,12 +77,38 @@ def robust_loo_scale(loo_log_residuals) -> float:
     return float(max(np.sqrt(np.mean(r[:keep] ** 2)), 1e-6))
 
 
+def shrunk_scale(own_scale: float, uncertainty: dict) -> float:
+    """An adapted device's robust scale pulled toward the calibration devices' typical one:
+    ``pooled ** (1 - w) * own ** w`` (``w = shrink_weight``; files without it: ``own``)."""
+    w = float(uncertainty.get("shrink_weight", 1.0))
+    pooled = float(uncertainty.get("pooled_scale", own_scale))
+    return float(np.exp((1.0 - w) * np.log(pooled) + w * np.log(own_scale)))
+
+
 def quantile_log_std(strategy, uncertainty: dict) -> float:
     """The log-space spread behind an adapted device's quantiles: its robust leave-one-out
-    scale times the calibrated ``robust_scale``, or (older files) the RMS rule."""
+    scale, shrunk toward the pooled one (:func:`shrunk_scale`), times the calibrated
+    ``robust_scale``, or (older files) the RMS rule."""
     if "robust_scale" in uncertainty:
-        return robust_loo_scale(strategy.loo_log_residuals_) * float(uncertainty["robust_scale"])
+        own = robust_loo_scale(strategy.loo_log_residuals_)
+        return shrunk_scale(own, uncertainty) * float(uncertainty["robust_scale"])
     return float(strategy.log_std(1)[0] * uncertainty["scale"])
+
+
+def _shrinkage(residuals: list, own_scales: list) -> dict:
+    """The pooled scale (geometric mean of the calibration devices' own robust scales), the
+    weight of :data:`SHRINK_WEIGHTS` whose calibrated bounds are the tightest on average over
+    the devices, and that weight's factor (residuals standardised by the shrunk scales nominal)."""
+    own = np.log(np.asarray(own_scales, dtype=np.float64))
+    pooled = float(np.mean(own))
+    best = None
+    for w in SHRINK_WEIGHTS:
+        scales = np.exp((1.0 - w) * pooled + w * own)
+        factor = _gaussian_factor(np.concatenate([r / s for r, s in zip(residuals, scales)]))
+        mean_log_bound = float(np.mean(np.log(factor * scales)))
+        if best is None or mean_log_bound < best[0]:
+            best = (mean_log_bound, float(w), factor)
+    return {"robust_scale": best[2], "shrink_weight": best[1], "pooled_scale": float(np.exp(pooled))}
 
 
 def _gaussian_factor(z: np.ndarray) -> float:
@@ -113,7 +152,7 @@ def calibrate_log_std_scale(pred, table, step=lambda stage: None) -> dict:
     held_archs = set(rng.choice(others, int(HELD_OUT_ARCH_SHARE * others.size), replace=False).tolist()) \
         if others.size else set()
     train_rows = [i for i in range(len(archs)) if i not in held_archs]
-    z, z_robust, n_devices = [], [], 0
+    z, residuals, own_scales, n_devices = [], [], [], 0
     params = dict(pred.model_params or {})
     if pred.model == "xgboost":
         params["n_estimators"] = min(int(params.get("n_estimators", 800)), FOLD_ROUNDS)
@@ -136,10 +175,11 @@ def calibrate_log_std_scale(pred, table, step=lambda stage: None) -> dict:
             data = adapt.AdaptData(archs=tuple(archs[i] for i in ad), X=Xa, logy=L[ad, j],
                                    basis_log=host.basis_log(Xa, host.basis_names),
                                    static=np.asarray(fold_pred.static_means_, dtype=np.float64))
-            fitted = adapt.get(pred.adapt_strategy)().fit(host, data)
+            fitted, _ = adapt.fit_robust(adapt.get(pred.adapt_strategy), host, data)
             r = L[ev, j] - fitted.predict_log(host, host.encode([archs[i] for i in ev]))
             z.append(r / fitted.log_std(len(ev)))
-            z_robust.append(r / robust_loo_scale(fitted.loo_log_residuals_))
+            residuals.append(r)
+            own_scales.append(robust_loo_scale(fitted.loo_log_residuals_))
             n_devices += 1
         step("uncertainty calibration")
     if not z:
@@ -147,5 +187,5 @@ def calibrate_log_std_scale(pred, table, step=lambda stage: None) -> dict:
                 "scale": UNCALIBRATED_SCALE, "n_devices": 0, "n_residuals": 0}
     z = np.concatenate(z)
     return {**info, "method": "leave-family-out", "folds": len(folds), "scale": _gaussian_factor(z),
-            "robust_scale": _gaussian_factor(np.concatenate(z_robust)), "n_devices": n_devices,
+            **_shrinkage(residuals, own_scales), "n_devices": n_devices,
             "n_residuals": int(z.size)}

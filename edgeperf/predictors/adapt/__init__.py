@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from edgeperf.predictors.adapt._base import MIN_MEASUREMENTS, STATE_VERSION, AdaptData, AdaptHost, AdaptStrategy, AffineForm
 from edgeperf.predictors.adapt._registry import get, names, register
+from edgeperf.predictors.adapt._robust import fit_robust
 
 # Built-in strategies (each module registers its classes on import; all are numpy/scipy only).
 from edgeperf.predictors.adapt import _combination  # noqa: E402,F401  isort: skip
@@ -26,7 +27,7 @@ from edgeperf.predictors.adapt import _analytic  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _stack  # noqa: E402,F401  isort: skip
 
 __all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "AffineForm", "register", "get", "names", "DEFAULT", "STATE_VERSION",
-           "MIN_MEASUREMENTS"]
+           "MIN_MEASUREMENTS", "fit_robust"]
 
 #: The default strategy, chosen by measurement on the adversarial splits of benchmarks/fewshot_unseen.py
 #: (mean and worst split over NAS-Bench-201, FBNet and OFA; it replaced "nnls+bayes").
