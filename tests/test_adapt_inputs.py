@@ -206,3 +206,15 @@ def test_noisy_measurements_of_real_devices_are_all_used(joint, nb201, device):
     noise = np.random.default_rng(0).lognormal(0.0, 0.1, len(archs))  # 10 % timing noise on top
     joint.adapt("noisy", archs=archs, values=wide.loc[archs, device].to_numpy() * noise, overwrite=True)
     assert not any("left out" in w for w in joint.adapt_reports_["noisy"].warnings)
+
+
+def test_an_adaptation_with_a_measurement_left_out_round_trips_through_a_model_file(joint, target, tmp_path):
+    archs, values = target
+    odd = values.copy()
+    odd[12] /= 200.0
+    joint.adapt("odd-saved", archs=archs, values=odd, overwrite=True)
+    back = ep.load(joint.save(tmp_path / "m.edgeperf"))
+    test = ep.spaces.get("nasbench201").sample(50, seed=6)
+    np.testing.assert_array_equal(back.predict(test, device="odd-saved"), joint.predict(test, device="odd-saved"))
+    assert back.adapt_reports_["odd-saved"] == joint.adapt_reports_["odd-saved"]
+    assert back.adapt_measurements_["odd-saved"] == joint.adapt_measurements_["odd-saved"]
