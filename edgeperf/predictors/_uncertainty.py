@@ -77,12 +77,16 @@ def robust_loo_scale(loo_log_residuals) -> float:
     return float(max(np.sqrt(np.mean(r[:keep] ** 2)), 1e-6))
 
 
+def _shrink(own, pooled, weight):
+    """``pooled ** (1 - weight) * own ** weight`` (own: one scale or an array of them)."""
+    return np.exp((1.0 - weight) * np.log(pooled) + weight * np.log(own))
+
+
 def shrunk_scale(own_scale: float, uncertainty: dict) -> float:
     """An adapted device's robust scale pulled toward the calibration devices' typical one:
-    ``pooled ** (1 - w) * own ** w`` (``w = shrink_weight``; files without it: ``own``)."""
+    :func:`_shrink` with ``shrink_weight`` and ``pooled_scale`` (files without them: ``own``)."""
     w = float(uncertainty.get("shrink_weight", 1.0))
-    pooled = float(uncertainty.get("pooled_scale", own_scale))
-    return float(np.exp((1.0 - w) * np.log(pooled) + w * np.log(own_scale)))
+    return float(_shrink(own_scale, float(uncertainty.get("pooled_scale", own_scale)), w))
 
 
 def quantile_log_std(strategy, uncertainty: dict) -> float:
@@ -99,16 +103,16 @@ def _shrinkage(residuals: list, own_scales: list) -> dict:
     """The pooled scale (geometric mean of the calibration devices' own robust scales), the
     weight of :data:`SHRINK_WEIGHTS` whose calibrated bounds are the tightest on average over
     the devices, and that weight's factor (residuals standardised by the shrunk scales nominal)."""
-    own = np.log(np.asarray(own_scales, dtype=np.float64))
-    pooled = float(np.mean(own))
+    own = np.asarray(own_scales, dtype=np.float64)
+    pooled = float(np.exp(np.mean(np.log(own))))
     best = None
     for w in SHRINK_WEIGHTS:
-        scales = np.exp((1.0 - w) * pooled + w * own)
+        scales = _shrink(own, pooled, w)
         factor = _gaussian_factor(np.concatenate([r / s for r, s in zip(residuals, scales)]))
         mean_log_bound = float(np.mean(np.log(factor * scales)))
         if best is None or mean_log_bound < best[0]:
             best = (mean_log_bound, float(w), factor)
-    return {"robust_scale": best[2], "shrink_weight": best[1], "pooled_scale": float(np.exp(pooled))}
+    return {"robust_scale": best[2], "shrink_weight": best[1], "pooled_scale": pooled}
 
 
 def _gaussian_factor(z: np.ndarray) -> float:

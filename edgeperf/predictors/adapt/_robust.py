@@ -52,14 +52,13 @@ def fit_robust(strategy: Callable[[], AdaptStrategy], host: AdaptHost, data: Ada
     """A new ``strategy()`` (a strategy class, or any factory of unfitted strategies) fitted on
     ``data`` without its outlying measurements (module docstring): the fitted strategy and the
     positions in ``data`` of the measurements left out, in increasing order."""
+    n = len(data.archs)
     fitted = strategy().fit(host, data)
-    kept = np.arange(len(data.archs))
-    limit = min(int(MAX_OUTLIER_SHARE * kept.size), kept.size - MIN_MEASUREMENTS - 1)
-    while kept.size > len(data.archs) - limit:
+    kept = np.arange(n)
+    for _ in range(min(int(MAX_OUTLIER_SHARE * n), n - MIN_MEASUREMENTS - 1)):  # leave at least one check
         worst = _worst_outlier(fitted.loo_log_residuals_)
         if worst is None:
             break
         kept = np.delete(kept, worst)
         fitted = strategy().fit(host, data.subset(kept))
-    excluded = tuple(int(i) for i in np.setdiff1d(np.arange(len(data.archs)), kept))
-    return fitted, excluded
+    return fitted, tuple(int(i) for i in np.setdiff1d(np.arange(n), kept))
