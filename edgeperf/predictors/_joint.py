@@ -44,7 +44,8 @@ from edgeperf.spaces import COST_COLUMNS
 
 __all__ = ["JointPredictor", "ADAPT_STRATEGIES", "DEFAULT_ADAPT_STRATEGY", "MIN_ADAPT_MEASUREMENTS"]
 
-#: Registered adaptation strategies (see :mod:`edgeperf.predictors.adapt`).
+#: The built-in adaptation strategies (see :mod:`edgeperf.predictors.adapt`); the checks below ask
+#: the registry itself, so a strategy a user registers later is accepted too.
 ADAPT_STRATEGIES = _adapt.names()
 #: Chosen by measurement (benchmarks/fewshot_help.py).
 DEFAULT_ADAPT_STRATEGY = _adapt.DEFAULT
@@ -278,9 +279,9 @@ class JointPredictor(BasePredictor):
 
         check_common_params(self)
         check_progress(progress)
-        if not isinstance(self.adapt_strategy, str) or self.adapt_strategy not in ADAPT_STRATEGIES:
+        if not isinstance(self.adapt_strategy, str) or self.adapt_strategy not in _adapt.names():
             raise InvalidParameterError(
-                f"unknown adapt_strategy {self.adapt_strategy!r:.60}; expected one of {', '.join(ADAPT_STRATEGIES)}"
+                f"unknown adapt_strategy {self.adapt_strategy!r:.60}; expected one of {', '.join(_adapt.names())}"
             )
         if not isinstance(self.reference_set, str) or self.reference_set not in REFERENCE_SETS:
             raise InvalidParameterError(
@@ -576,8 +577,8 @@ class JointPredictor(BasePredictor):
         """
         self._check_fitted()
         strategy = self.adapt_strategy if strategy is None else strategy
-        if not isinstance(strategy, str) or strategy not in ADAPT_STRATEGIES:
-            raise InvalidParameterError(f"unknown strategy {strategy!r:.60}; expected one of {', '.join(ADAPT_STRATEGIES)}")
+        if not isinstance(strategy, str) or strategy not in _adapt.names():
+            raise InvalidParameterError(f"unknown strategy {strategy!r:.60}; expected one of {', '.join(_adapt.names())}")
         if not isinstance(overwrite, bool):
             raise InvalidParameterError(f"overwrite must be True or False, got {overwrite!r:.60}")
         if not isinstance(device, str) or not device.strip():
@@ -786,10 +787,10 @@ class JointPredictor(BasePredictor):
         for dev, entry in adapted.items():
             s_meta = entry["state"]
             name = s_meta.get("strategy") if isinstance(s_meta, dict) else None
-            if name not in ADAPT_STRATEGIES:
+            if name not in _adapt.names():
                 raise ModelFileError(
                     f"adapted device {dev!r} uses strategy {name!r}, unknown to this edgeperf "
-                    f"(known: {', '.join(ADAPT_STRATEGIES)}); upgrade edgeperf or re-adapt the device"
+                    f"(known: {', '.join(_adapt.names())}); upgrade edgeperf or re-adapt the device"
                 )
             key = entry["key"]
             s_arrays = {k: arrays[f"{key}/{k}"] for k in str_list(entry, "arrays")}

@@ -1,8 +1,9 @@
 """``stack``: a per-target choice among strategies, made on the target's own measurements only.
 
-No single strategy wins on every kind of unseen device: the additive device model ``analytic`` is
-far better than ``nnls+bayes`` where latency really adds up per layer (NAS-Bench-201 on GPUs, CPUs,
-phones), and far worse where it does not (FBNet). ``stack`` fits every candidate of
+No single strategy wins on every kind of unseen device: the additive device models ``analytic``
+and ``compact`` are far better than ``nnls+bayes`` where latency adds up per layer in a way the
+training devices do not share (NAS-Bench-201 on GPUs, CPUs, phones; FBNet on GPUs, for ``compact``),
+and worse where the training devices already know the target's behaviour. ``stack`` fits every candidate of
 :data:`CANDIDATES` on the target's ``n`` measurements and computes each one's leave-one-out
 predictions. The reference candidate (``nnls+bayes``, the previous default) is always used; another
 one joins only where its leave-one-out squared error is lower by more than :data:`SE_GATE` paired
@@ -15,8 +16,9 @@ weights without each measurement, on the candidates' leave-one-out predictions, 
 sample for the weights too.
 
 Measured on the adversarial splits of ``benchmarks/fewshot_unseen.py`` (n = 20, 2 seeds, mean over
-splits / worst split), against ``nnls+bayes``: NAS-Bench-201 0.928 / 0.851 vs 0.856 / 0.821, FBNet
-0.818 / 0.764 vs 0.808 / 0.758, OFA 0.821 / 0.605 vs 0.802 / 0.512; hence the default.
+splits / worst split), against ``nnls+bayes``: NAS-Bench-201 0.935 / 0.874 vs 0.864 / 0.821, FBNet
+0.859 / 0.759 vs 0.808 / 0.758, OFA 0.821 / 0.613 vs 0.802 / 0.512; hence the default. Without
+``compact`` among the candidates: 0.938 / 0.881, 0.818 / 0.764, 0.821 / 0.605.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from edgeperf.predictors.adapt._registry import get, register
 __all__ = ["StackStrategy", "CANDIDATES", "stack_weights"]
 
 #: The strategies ``stack`` chooses among (those the host supports); the first is the reference.
-CANDIDATES = ("nnls+bayes", "analytic", "nnls", "bayes")
+CANDIDATES = ("nnls+bayes", "analytic", "compact", "nnls", "bayes")
+#: Candidates that decode per-layer costs from one-hot rows (need the ``@macs`` basis column).
+_ONEHOT_CANDIDATES = ("analytic", "compact")
 #: Another candidate joins the reference only where its leave-one-out squared error is lower by
 #: more than this many paired standard errors (the one-standard-error rule of cross-validation:
 #: with ~20 noisy measurements, a smaller leave-one-out error alone is often luck).
@@ -65,20 +69,21 @@ def gated_weights(P: np.ndarray, y: np.ndarray, z: float = SE_GATE) -> np.ndarra
     return w
 
 
-def _stacked_loo(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _stacked_loo(P: np.ndarray, y: np.ndarray, z: float = SE_GATE) -> np.ndarray:
     """Residual of each measurement under weights fitted without it (on the candidates' leave-one-out
     predictions ``P``, which are already out of sample for that measurement)."""
     n = y.size
     out = np.empty(n)
     for i in range(n):
         rows = np.delete(np.arange(n), i)
-        out[i] = y[i] - P[i] @ gated_weights(P[rows], y[rows])
+        out[i] = y[i] - P[i] @ gated_weights(P[rows], y[rows], z)
     return out
 
 
-def _candidates(host: AdaptHost) -> list[str]:
-    """The candidates the host can serve (``analytic`` needs the one-hot encoding's cost columns)."""
-    return [c for c in CANDIDATES if c != "analytic" or "@macs" in host.basis_names]
+def _candidates(host: AdaptHost, candidates) -> list[str]:
+    """The ``candidates`` the host can serve (the additive device models need the one-hot
+    encoding's cost columns)."""
+    return [c for c in candidates if c not in _ONEHOT_CANDIDATES or "@macs" in host.basis_names]
 
 
 @register("stack")
@@ -87,12 +92,15 @@ class StackStrategy(AdaptStrategy):
 
     _array_state = ("stack_weights_",)
     _names_state = ("candidates_",)
+    #: What it chooses among, the reference first (a subclass may choose among others).
+    candidates = CANDIDATES
+    se_gate = SE_GATE
 
     def _fit(self, host, data: AdaptData) -> dict:
-        names = _candidates(host)
+        names = _candidates(host, self.candidates)
         fitted = [get(c)().fit(host, data) for c in names]
         P = data.logy[:, None] - np.column_stack([f.loo_log_residuals_ for f in fitted])
-        w = gated_weights(P, data.logy)
+        w = gated_weights(P, data.logy, self.se_gate)
         used = np.flatnonzero(w > 0)
         return {"candidates_": [names[i] for i in used], "stack_weights_": w[used],
                 "fitted_": [fitted[i] for i in used], "loo_candidates_": P}
@@ -103,7 +111,7 @@ class StackStrategy(AdaptStrategy):
         if not isinstance(data, AdaptData):
             return super().fit(host, data)  # raises the base class's error
         state = self._fit(host, data)
-        loo = _stacked_loo(state.pop("loo_candidates_"), data.logy)
+        loo = _stacked_loo(state.pop("loo_candidates_"), data.logy, self.se_gate)
         for k, v in state.items():
             setattr(self, k, v)
         self.loo_log_residuals_ = loo
@@ -111,7 +119,7 @@ class StackStrategy(AdaptStrategy):
         return self
 
     def _leave_one_out(self, host, data: AdaptData) -> np.ndarray:
-        return _stacked_loo(self._fit(host, data)["loo_candidates_"], data.logy)
+        return _stacked_loo(self._fit(host, data)["loo_candidates_"], data.logy, self.se_gate)
 
     def predict_log(self, host, X):
         return sum(w * f.predict_log(host, X) for w, f in zip(self.stack_weights_, self.fitted_))
