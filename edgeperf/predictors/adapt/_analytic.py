@@ -140,13 +140,10 @@ class AnalyticStrategy(AdaptStrategy):
             raise ModelFileError(f"strategy {self.name!r}: coefficients must be >= 0 and the floor > 0")
 
     def check_host(self, host):
-        width = self._width(len(_groups(host.space)[2]))
+        one_row = np.zeros((1, _groups(host.space)[0].size))  # a one-hot row of the space
+        width = self.features(host.space, one_row).shape[1]  # one coefficient per cost column
         if self.coef_.size != width:
             raise ModelFileError(f"strategy {self.name!r}: {self.coef_.size} coefficients, the space needs {width}")
-
-    @staticmethod
-    def _width(n_options: int) -> int:
-        return 3 * n_options + 2
 
 
 @register("compact")
@@ -155,7 +152,3 @@ class CompactStrategy(AnalyticStrategy):
     and back half of the network, per computing layer, per layer of each operator type."""
 
     features = staticmethod(compact_features)
-
-    @staticmethod
-    def _width(n_options: int) -> int:
-        return 4 + 1 + n_options + 2

@@ -27,14 +27,13 @@ import numpy as np
 
 from edgeperf.errors import ModelFileError
 from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, check_lengths
+from edgeperf.predictors.adapt._analytic import AnalyticStrategy
 from edgeperf.predictors.adapt._registry import get, register
 
 __all__ = ["StackStrategy", "CANDIDATES", "stack_weights"]
 
 #: The strategies ``stack`` chooses among (those the host supports); the first is the reference.
 CANDIDATES = ("nnls+bayes", "analytic", "compact", "nnls", "bayes")
-#: Candidates that decode per-layer costs from one-hot rows (need the ``@macs`` basis column).
-_ONEHOT_CANDIDATES = ("analytic", "compact")
 #: Another candidate joins the reference only where its leave-one-out squared error is lower by
 #: more than this many paired standard errors (the one-standard-error rule of cross-validation:
 #: with ~20 noisy measurements, a smaller leave-one-out error alone is often luck).
@@ -81,9 +80,10 @@ def _stacked_loo(P: np.ndarray, y: np.ndarray, z: float = SE_GATE) -> np.ndarray
 
 
 def _candidates(host: AdaptHost, candidates) -> list[str]:
-    """The ``candidates`` the host can serve (the additive device models need the one-hot
-    encoding's cost columns)."""
-    return [c for c in candidates if c not in _ONEHOT_CANDIDATES or "@macs" in host.basis_names]
+    """The ``candidates`` the host can serve (the additive device models decode per-layer costs
+    from one-hot rows: they need the encoding's ``@macs`` cost column)."""
+    onehot = "@macs" in host.basis_names
+    return [c for c in candidates if onehot or not issubclass(get(c), AnalyticStrategy)]
 
 
 @register("stack")
