@@ -95,13 +95,13 @@ def mean_row(per_device: dict) -> dict:
     return out
 
 
-def make_predictor(model: str, seed: int):
+def make_predictor(model: str, seed: int, joint_trees: int | None = None):
     if model == "joint":
-        return ep.JointPredictor(random_state=seed)
+        return ep.JointPredictor(random_state=seed, model_params={"n_estimators": joint_trees} if joint_trees else None)
     return ep.predictors.PerDevicePredictor(model=model, random_state=seed)
 
 
-def run_dataset(name: str, models, train_n: int, test_n: int, seed: int) -> dict:
+def run_dataset(name: str, models, train_n: int, test_n: int, seed: int, joint_trees: int | None = None) -> dict:
     table = ep.datasets.load(name)
     wide = table.wide()
     idx = wide["arch_index"].to_numpy()
@@ -130,7 +130,7 @@ def run_dataset(name: str, models, train_n: int, test_n: int, seed: int) -> dict
         res["n_test_dead_cells"] = int(dead.sum())
     for model in models:
         t0 = time.perf_counter()
-        pred = make_predictor(model, seed).fit(train)
+        pred = make_predictor(model, seed, joint_trees).fit(train)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         per_dev, per_dev_clean, dead_only = {}, {}, {}
@@ -219,15 +219,16 @@ def main():
     ap.add_argument("--train-n", type=int, default=900, help="train on arch_index in [0, N)")
     ap.add_argument("--test-n", type=int, default=1000, help="test on arch_index in [N, N + test_n)")
     ap.add_argument("--seed", type=int, default=0, help="random_state of every model")
+    ap.add_argument("--joint-trees", type=int, default=None, help="trees of the joint model (default: the predictor's)")
     ap.add_argument("--out", type=Path, default=RESULTS / "predictors_accuracy.json")
     args = ap.parse_args()
     out = {"config": {"datasets": args.datasets, "models": args.models, "train_n": args.train_n,
-                      "test_n": args.test_n, "seed": args.seed, "nn_meter_bar_acc_10": NN_METER_BAR,
+                      "test_n": args.test_n, "seed": args.seed, "joint_trees": args.joint_trees, "nn_meter_bar_acc_10": NN_METER_BAR,
                       "half_ms_tolerance_for_integer_devices": HALF_MS,
                       "edgeperf_version": getattr(ep, "__version__", None)},
            "datasets": {}}
     for name in args.datasets:
-        res = run_dataset(name, args.models, args.train_n, args.test_n, args.seed)
+        res = run_dataset(name, args.models, args.train_n, args.test_n, args.seed, args.joint_trees)
         out["datasets"][name] = res
         print_tables(name, res)
         args.out.parent.mkdir(parents=True, exist_ok=True)

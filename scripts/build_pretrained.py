@@ -5,7 +5,7 @@
 
 Each model is ``JointPredictor(random_state=0)`` with default settings fitted on the whole
 built-in table; ``MANIFEST.json`` records the recipe version, edgeperf version, settings and
-the SHA-256 of the table. ``tests/test_pretrained.py`` refits help-nb201 the same way and checks
+the SHA-256 of the table. ``tests/test_reliability.py`` refits help-nb201 the same way and checks
 that the predictions match the shipped model's. Re-run after any change to the predictors or the
 model-file format, then commit the result.
 """

@@ -90,11 +90,48 @@ class DecisionBlocks:
         self.values = X  # (n_rows, n_cols); only the row's own block's columns are meaningful
         self._gather = np.arange(n_cols, dtype=np.int64)
         self.n_cols = n_cols
+        self._keys = None  # (projection, per-block sorted keys) for decode, built on first use
         self.space_name = space.name
         check = space.sample(_CHECK_ARCHS, seed=0)
         rows = self.rows(np.array([space.to_choices(a) for a in check]))
         if not np.array_equal(self.encode(rows), space.encode(check, encoding)):
             raise ValueError(f"space {space.name!r}: its feature_decisions disagree with its {encoding!r} encoding")
+
+    def decode(self, X: np.ndarray) -> "np.ndarray | None":
+        """Mask rows ``(n, n_blocks)`` of encoded rows ``X`` (the inverse of :meth:`encode`), or None
+        where a row is not the encoding of block codes. Each block's columns are matched to the
+        nearest code by a random projection, then checked against ``X`` exactly."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_cols:
+            return None
+        if self._keys is None:
+            rng = np.random.default_rng(0)
+            # float32: 20x faster than float64 here, and a near collision only fails the check below
+            R = np.zeros((self.n_cols, len(self.blocks)), dtype=np.float32)
+            R[np.arange(self.n_cols), self.block_of_col] = rng.uniform(1.0, 2.0, self.n_cols)
+            keys = []
+            for b, (lo, hi) in enumerate(zip(self.offsets, np.append(self.offsets[1:], self.n_rows))):
+                cols = np.flatnonzero(self.block_of_col == b)
+                own = self.values[lo:hi][:, cols]  # each code's values on the block's columns
+                k = own.astype(np.float32) @ R[cols, b]
+                order = np.argsort(k, kind="stable")
+                keys.append((cols, k[order], order, own))
+            self._keys = (R, keys)
+        R, keys = self._keys
+        projected = X.astype(np.float32, copy=False) @ R
+        rows = np.empty(projected.shape, dtype=np.int64)
+        for b, (cols, sorted_keys, order, own) in enumerate(keys):
+            got = projected[:, b]
+            i = np.clip(np.searchsorted(sorted_keys, got), 1, max(sorted_keys.size - 1, 1))
+            if sorted_keys.size > 1:  # the nearer of the two neighbours
+                i -= np.abs(got - sorted_keys[i - 1]) <= np.abs(got - sorted_keys[i])
+            else:
+                i[:] = 0
+            code = order[i]
+            if not np.array_equal(own.take(code, axis=0).astype(X.dtype, copy=False), X[:, cols]):
+                return None
+            rows[:, b] = self.offsets[b] + code
+        return rows
 
     def rows(self, choices: np.ndarray) -> np.ndarray:
         """Mask rows ``(n, n_blocks)`` (or ``(n_blocks,)``) of option-index rows ``choices``."""
@@ -232,17 +269,18 @@ class CodeEvaluator:
 
 
 class AdditiveCosts:
-    """The space's analytic costs (``cost_matrix`` of one-hot rows) as a sum of per-code terms.
+    """A function of one-hot rows (``cost_matrix``: ``(n, cols) -> (n, m)``) as a sum of per-code terms.
 
-    The costs here are integers (exact in float64) and, in every space with a vectorised cost
-    model, a fixed part plus one term per layer position, which may also depend on one *context*
-    block (OFA: the resolution). The terms are read off ``cost_matrix`` on one-hot rows that
-    change one block at a time (the rows need not be architectures: blocks may disagree on a
-    shared decision), then checked exactly on random block codes; ``ValueError`` when no context
-    makes them add up. ``costs(rows)`` then is one gather and a sum.
+    In every space with a vectorised cost model, the analytic costs (and the additive device models
+    of ``analytic`` / ``compact``) are a fixed part plus one term per layer position, which may also
+    depend on one *context* block (OFA: the resolution). The terms are read off ``cost_matrix`` on
+    one-hot rows that change one block at a time (the rows need not be architectures: blocks may
+    disagree on a shared decision), then checked on random block codes: exactly (``rtol`` 0, for
+    integer costs) or within ``rtol`` of the largest value; ``ValueError`` when no context makes
+    them add up. ``costs(rows)`` then is one gather and a sum.
     """
 
-    def __init__(self, blocks: DecisionBlocks, cost_matrix, *, seed: int = 0):
+    def __init__(self, blocks: DecisionBlocks, cost_matrix, *, rtol: float = 0.0, seed: int = 0):
         sizes = np.diff(np.append(blocks.offsets, blocks.n_rows))
         rng = np.random.default_rng(seed)
         check = blocks.offsets + rng.integers(0, sizes, size=(_CHECK_ARCHS, sizes.size))
@@ -255,20 +293,27 @@ class AdditiveCosts:
             probes = np.repeat(base, blocks.n_rows, axis=0)  # (context, row) -> that row's code on its block
             block_of_row = np.repeat(np.arange(sizes.size), sizes)
             probes[np.arange(probes.shape[0]), np.tile(block_of_row, n_ctx)] = np.tile(np.arange(blocks.n_rows), n_ctx)
-            fixed = cost_matrix(blocks.encode(base))  # (context, 3)
+            fixed = cost_matrix(blocks.encode(base))  # (context, m)
             terms = cost_matrix(blocks.encode(probes)).reshape(n_ctx, blocks.n_rows, -1) - fixed[:, None, :]
             if ctx is not None:
                 terms[:, block_of_row == ctx] = 0.0
             c = 0 if ctx is None else check[:, ctx] - blocks.offsets[ctx]
             got = fixed[c] + terms[np.asarray(c)[:, None] if ctx is not None else 0, check].sum(axis=1)
-            if np.array_equal(got, want):
+            if np.array_equal(got, want) or (rtol > 0 and np.allclose(got, want, rtol=0, atol=rtol * np.abs(want).max())):
                 self.ctx, self.fixed, self.n_rows = ctx, fixed, blocks.n_rows
                 self.terms = terms.reshape(n_ctx * blocks.n_rows, -1)
                 self.ctx_offset = 0 if ctx is None else int(blocks.offsets[ctx])
                 return
         raise ValueError("the analytic costs are not a sum of per-block terms")
 
+    def costs_many(self, rows: np.ndarray) -> np.ndarray:
+        """``(n, m)`` costs of mask rows ``(n, n_blocks)``."""
+        if self.ctx is None:
+            return self.fixed[0] + self.terms[rows].sum(axis=1)
+        c = rows[:, self.ctx] - self.ctx_offset
+        return self.fixed[c] + self.terms[rows + (c * self.n_rows)[:, None]].sum(axis=1)
+
     def costs(self, rows: np.ndarray) -> np.ndarray:
-        """``(3,)`` costs of one architecture's mask rows (equal to ``cost_matrix`` of its row)."""
+        """``(m,)`` costs of one architecture's mask rows (equal to ``cost_matrix`` of its row)."""
         c = 0 if self.ctx is None else int(rows[self.ctx]) - self.ctx_offset
         return self.fixed[c] + self.terms.take(rows + c * self.n_rows, axis=0).sum(axis=0)

@@ -61,6 +61,9 @@ MAX_REPEAT_SPREAD = 0.5
 #: building costs 30-300 ms per basis device, more than the first call after ``adapt`` may take;
 #: each later call saves 20-100 us, so it pays back within a few thousand calls).
 CODE_EVALUATOR_AFTER = 16
+#: An additive device model's per-code table must reproduce its milliseconds to this share of the
+#: largest (float sums in another order differ in the last bits; the table is checked on random codes).
+ADDITIVE_RTOL = 1e-9
 #: DeviceSpec fields used as static device features (numeric, or a tuple reduced by max).
 STATIC_FIELDS = ("cpu_cores", "cpu_max_freq_mhz", "memory_mb", "threads", "batch_size")
 #: Ridge strength of the per-device linear fits that form the Bayes prior.
@@ -69,8 +72,11 @@ _PRIOR_RIDGE = 1.0
 _PRIOR_JITTER = 1e-4
 #: Trees of the helper model that imputes missing reference measurements.
 _IMPUTE_TREES = 200
-#: Default joint-model settings (measured on help-nb201 / help-fbnet in the benchmarks).
-_JOINT_DEFAULTS = {"n_estimators": 800, "max_depth": 8, "learning_rate": 0.08, "n_jobs": 2}
+#: Default joint-model settings. 200 trees rather than 800 (benchmarks/predictors_accuracy.py,
+#: joint, 900 archs per device: within +-10% NB-201 79.1% vs 78.9%, FBNet 86.1% vs 86.8%, OFA 76.7%
+#: vs 76.8%; the few-shot defaults were chosen on 200-tree models): fits 2-3.5x and batches 2.5-4.5x
+#: faster.
+_JOINT_DEFAULTS = {"n_estimators": 200, "max_depth": 8, "learning_rate": 0.08, "n_jobs": 2}
 
 
 def _static_vector(spec, fields) -> list[float]:
@@ -348,10 +354,11 @@ class JointPredictor(BasePredictor):
     def _build_code_evaluator(self, device):
         """``choices -> metric`` for one device, or None (then the general path serves it).
 
-        A training device: its trees' leaf masks. An adapted device whose strategy is affine
-        (:meth:`AdaptStrategy.affine_form`: ``stack`` over ``nnls+bayes``, ``nnls``, ``bayes``...):
-        one evaluator over all its basis devices' masks at once, plus a per-code table of its
-        encoding term and, where weighted, the analytic costs of the decoded one-hot row.
+        A training device: its trees' leaf masks. An adapted device whose strategy has an
+        :meth:`AdaptStrategy.affine_form` (every built-in one but the signature and synthetic
+        strategies): one evaluator over all its basis devices' masks at once, plus per-code tables
+        of its encoding term, of the analytic costs where weighted, and of each additive device
+        model (``analytic``, ``compact``; equal to theirs within :data:`ADDITIVE_RTOL`).
         """
         import math
 
@@ -396,6 +403,9 @@ class JointPredictor(BasePredictor):
         additive = self._additive_costs() if costs else None
         if costs and additive is None:
             return None
+        models = [(term, self._additive_model(term)) for term in form.additive]
+        if any(table is None for _, table in models):
+            return None
         exp, log = math.exp, np.log
 
         def evaluate(choices):
@@ -407,6 +417,8 @@ class JointPredictor(BasePredictor):
                 out += float(linear.take(rows).sum())
             if costs:
                 out += float(log(additive.costs(rows)[cost_cols]) @ cost_weights)
+            for term, table in models:
+                out += term.weight * math.log(max(term.t0_ms + float(table.costs(rows)[0]), term.floor_ms))
             return exp(out)
 
         return evaluate
@@ -423,6 +435,37 @@ class JointPredictor(BasePredictor):
                 costs = False
             self._costs_by_code = costs
         return costs or None
+
+    def _additive_model(self, term):
+        """An adapted device's additive device model (:class:`AdditiveMs`) per block code, or None
+        (kept per fitted model: ``term.ms`` is the strategy's bound method)."""
+        from edgeperf.predictors._fastcodes import AdditiveCosts
+
+        tables = self.__dict__.setdefault("_additive_tables", {})
+        table = tables.get(term.ms)
+        if table is None:
+            blocks, space = self._decision_blocks(), self.space_
+            try:
+                if blocks is False:
+                    raise ValueError("no decision blocks")
+                table = AdditiveCosts(blocks, lambda X: term.ms(space, X)[:, None], rtol=ADDITIVE_RTOL)
+            except (ValueError, NotImplementedError):
+                table = False
+            tables[term.ms] = table
+        return table or None
+
+    def _adapted_log(self, strategy, X) -> np.ndarray:
+        """An adapted device's log predictions. Where its form holds additive device models and the
+        rows decode into block codes, their milliseconds come from per-code tables (one gather, not
+        every layer's costs decoded); otherwise the strategy's own ``predict_log``."""
+        host = _Host(self)
+        form = strategy.affine_form()
+        if form is not None and form.additive and self._fast_joint() is not None:
+            tables = [self._additive_model(t) for t in form.additive]
+            rows = self._decision_blocks().decode(X) if all(t is not None for t in tables) else None
+            if rows is not None:
+                return form.predict_log(host, X, [t.costs_many(rows)[:, 0] for t in tables])
+        return strategy.predict_log(host, X)
 
     def _joint_log_embedded(self, X, signature, static) -> np.ndarray:
         """Joint model for a device of this signature and static features (NaN = training mean)."""
@@ -470,6 +513,7 @@ class JointPredictor(BasePredictor):
         self._fast = None
         self._train_embeddings = {}
         self._code_evaluators = {}
+        self._additive_tables = {}
         self._blocks = None
         self._costs_by_code = None
 
@@ -505,7 +549,7 @@ class JointPredictor(BasePredictor):
     def _predict_log(self, X, device) -> np.ndarray:
         strategy = self.adapters_.get(device)
         if strategy is not None:
-            return strategy.predict_log(_Host(self), X)
+            return self._adapted_log(strategy, X)
         rows = self._table_rows(X)
         if rows is not None:
             return self.space_log_table_[rows, self._train_column(device)]
@@ -612,6 +656,7 @@ class JointPredictor(BasePredictor):
             self.devices_.append(device)
         self._cache.pop(device, None)
         self.__dict__.get("_code_evaluators", {}).pop(device, None)
+        self.__dict__.pop("_additive_tables", None)  # (keyed by fitted strategies: the replaced one's go)
         return self
 
     def _adapt_inputs(self, device, archs, values) -> tuple[list[str], np.ndarray]:

@@ -159,7 +159,7 @@ def calibrate_log_std_scale(pred, table, step=lambda stage: None) -> dict:
     z, residuals, own_scales, n_devices = [], [], [], 0
     params = dict(pred.model_params or {})
     if pred.model == "xgboost":
-        params["n_estimators"] = min(int(params.get("n_estimators", 800)), FOLD_ROUNDS)
+        params["n_estimators"] = min(int(pred.model_.n_estimators), FOLD_ROUNDS)
     for fold in folds if len(folds) > 1 else []:
         held = [d for d in devs if family[d] in fold]
         keep = [d for d in devs if family[d] not in fold]

@@ -14,7 +14,7 @@ with ``@register("name")`` and import the module below; the conformance suite
 
 from __future__ import annotations
 
-from edgeperf.predictors.adapt._base import MIN_MEASUREMENTS, STATE_VERSION, AdaptData, AdaptHost, AdaptStrategy, AffineForm
+from edgeperf.predictors.adapt._base import MIN_MEASUREMENTS, STATE_VERSION, AdaptData, AdaptHost, AdaptStrategy, AdditiveMs, AffineForm
 from edgeperf.predictors.adapt._registry import get, names, register
 from edgeperf.predictors.adapt._robust import fit_robust
 
@@ -26,7 +26,7 @@ from edgeperf.predictors.adapt import _synthetic  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _analytic  # noqa: E402,F401  isort: skip
 from edgeperf.predictors.adapt import _stack  # noqa: E402,F401  isort: skip
 
-__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "AffineForm", "register", "get", "names", "DEFAULT", "STATE_VERSION",
+__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "AdditiveMs", "AffineForm", "register", "get", "names", "DEFAULT", "STATE_VERSION",
            "MIN_MEASUREMENTS", "fit_robust"]
 
 #: The default strategy, chosen by measurement on the adversarial splits of benchmarks/fewshot_unseen.py

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeperf.errors import ModelFileError
-from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, onehot_space
+from edgeperf.predictors.adapt._base import AdaptData, AdaptHost, AdaptStrategy, AdditiveMs, AffineForm, onehot_space
 from edgeperf.predictors.adapt._registry import register
 
 __all__ = ["AnalyticStrategy", "CompactStrategy", "analytic_features", "compact_features"]
@@ -132,8 +132,16 @@ class AnalyticStrategy(AdaptStrategy):
         return onehot_space(host, self.name)
 
     def predict_log(self, host, X):
-        ms = self.t0_ms_ + self.features(self._space(host), X) @ self.coef_
+        ms = self.t0_ms_ + self._layer_ms(self._space(host), X)
         return np.log(np.maximum(ms, self.floor_ms_))
+
+    def _layer_ms(self, space: str, X: np.ndarray) -> np.ndarray:
+        """The layers' milliseconds of one-hot rows (a sum of per-layer terms: additive features)."""
+        return self.features(space, X) @ self.coef_
+
+    def affine_form(self):
+        self._check_fitted()
+        return AffineForm(0.0, additive=(AdditiveMs(1.0, float(self.t0_ms_), float(self.floor_ms_), self._layer_ms),))
 
     def _check_state(self, state):
         if (state["coef_"] < 0).any() or state["t0_ms_"] < 0 or not state["floor_ms_"] > 0:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, Sequence
+from typing import Callable, ClassVar, Protocol, Sequence
 
 import numpy as np
 
 from edgeperf.errors import AdaptationError, ModelFileError
 
-__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "AffineForm", "STATE_VERSION", "MIN_MEASUREMENTS"]
+__all__ = ["AdaptStrategy", "AdaptData", "AdaptHost", "AdditiveMs", "AffineForm", "STATE_VERSION", "MIN_MEASUREMENTS"]
 
 #: Schema version of every strategy's persisted state (= the model-file format version).
 STATE_VERSION = 2
@@ -100,19 +100,52 @@ class AdaptData:
 
 
 @dataclass(frozen=True)
+class AdditiveMs:
+    """One additive device model inside a form: ``weight * log(max(t0_ms + ms(space, X), floor_ms))``,
+    where ``ms(space, X)`` (``(n,)`` milliseconds of one-hot rows) is a sum of per-layer terms, so a
+    host can tabulate it per decision (``analytic``, ``compact``)."""
+
+    weight: float
+    t0_ms: float
+    floor_ms: float
+    ms: Callable[[str, np.ndarray], np.ndarray]
+
+    def scaled(self, w: float) -> "AdditiveMs":
+        return AdditiveMs(w * self.weight, self.t0_ms, self.floor_ms, self.ms)
+
+
+@dataclass(frozen=True)
 class AffineForm:
     """``predict_log(host, X) = const + sum_k basis[k] * host.basis_log(X, [k]) + X @ encoding``
-    (``encoding`` None: no term in the encoding). A strategy that is affine in the basis columns and
-    the encoding says so through :meth:`AdaptStrategy.affine_form`, so that a host can evaluate it
-    by its own fastest route (one pass over every basis device at once)."""
+    ``+ sum_j additive[j].weight * log(additive[j] ms of X)`` (``encoding`` None: no term in the
+    encoding; :class:`AdditiveMs`). A strategy of this form says so through
+    :meth:`AdaptStrategy.affine_form`, so that a host can evaluate it by its own fastest route
+    (one pass over every basis device at once, per-decision tables for the rest)."""
 
     const: float
     basis: dict = field(default_factory=dict)
     encoding: "np.ndarray | None" = None
+    additive: "tuple[AdditiveMs, ...]" = ()
+
+    def predict_log(self, host: "AdaptHost", X: np.ndarray, additive_ms=None) -> np.ndarray:
+        """The form evaluated the plain way (what a host's own route must equal); ``additive_ms``:
+        each additive model's milliseconds of ``X``, where the host has them by a faster route."""
+        names = list(self.basis)
+        out = np.full(X.shape[0], self.const)
+        if names:
+            out += host.basis_log(X, names) @ np.array([self.basis[n] for n in names])
+        if self.encoding is not None:
+            out += X.astype(np.float64) @ self.encoding
+        if additive_ms is None:
+            additive_ms = [a.ms(host.space, X) for a in self.additive]
+        for a, ms in zip(self.additive, additive_ms):
+            out += a.weight * np.log(np.maximum(a.t0_ms + ms, a.floor_ms))
+        return out
 
     def scaled(self, w: float) -> "AffineForm":
         return AffineForm(w * self.const, {k: w * v for k, v in self.basis.items()},
-                          None if self.encoding is None else w * self.encoding)
+                          None if self.encoding is None else w * self.encoding,
+                          tuple(a.scaled(w) for a in self.additive))
 
     def __add__(self, other: "AffineForm") -> "AffineForm":
         basis = dict(self.basis)
@@ -120,7 +153,7 @@ class AffineForm:
             basis[k] = basis.get(k, 0.0) + v
         enc = self.encoding if other.encoding is None else (
             other.encoding if self.encoding is None else self.encoding + other.encoding)
-        return AffineForm(self.const + other.const, basis, enc)
+        return AffineForm(self.const + other.const, basis, enc, self.additive + other.additive)
 
 
 class AdaptStrategy(abc.ABC):
@@ -180,8 +213,8 @@ class AdaptStrategy(abc.ABC):
         """Natural log of the metric for encoded rows ``X`` (shape ``(n,)``)."""
 
     def affine_form(self) -> "AffineForm | None":
-        """The fitted ``predict_log`` as an :class:`AffineForm`, or None where it is not affine in
-        the basis columns and the encoding (the default; hosts then call :meth:`predict_log`)."""
+        """The fitted ``predict_log`` as an :class:`AffineForm`, or None where it has no such form
+        (the default; hosts then call :meth:`predict_log`)."""
         return None
 
     def log_std(self, n: int) -> np.ndarray:
