@@ -122,11 +122,11 @@ class DecisionBlocks:
         rows = np.empty(projected.shape, dtype=np.int64)
         for b, (cols, sorted_keys, order, own) in enumerate(keys):
             got = projected[:, b]
-            i = np.clip(np.searchsorted(sorted_keys, got), 1, max(sorted_keys.size - 1, 1))
-            if sorted_keys.size > 1:  # the nearer of the two neighbours
+            if sorted_keys.size == 1:
+                i = np.zeros(got.size, dtype=np.int64)
+            else:  # the nearer of the two neighbours
+                i = np.clip(np.searchsorted(sorted_keys, got), 1, sorted_keys.size - 1)
                 i -= np.abs(got - sorted_keys[i - 1]) <= np.abs(got - sorted_keys[i])
-            else:
-                i[:] = 0
             code = order[i]
             if not np.array_equal(own.take(code, axis=0).astype(X.dtype, copy=False), X[:, cols]):
                 return None

@@ -403,9 +403,10 @@ class JointPredictor(BasePredictor):
         additive = self._additive_costs() if costs else None
         if costs and additive is None:
             return None
-        models = [(term, self._additive_model(term)) for term in form.additive]
-        if any(table is None for _, table in models):
+        route = self._additive_route(device)
+        if form.additive and route is False:
             return None
+        models = list(zip(form.additive, route[1])) if route else []
         exp, log = math.exp, np.log
 
         def evaluate(choices):
@@ -436,34 +437,41 @@ class JointPredictor(BasePredictor):
             self._costs_by_code = costs
         return costs or None
 
-    def _additive_model(self, term):
-        """An adapted device's additive device model (:class:`AdditiveMs`) per block code, or None
-        (kept per fitted model: ``term.ms`` is the strategy's bound method)."""
+    def _additive_route(self, device):
+        """``(form, tables)`` for an adapted device whose form holds additive device models
+        (:class:`AdditiveMs`), one per-code table each; False where it has none or the space
+        has no decision blocks. Built once per adapted device (``adapt`` drops it)."""
+        routes = self.__dict__.setdefault("_additive_routes", {})
+        route = routes.get(device)
+        if route is None:
+            route = routes[device] = self._build_additive_route(self.adapters_[device])
+        return route
+
+    def _build_additive_route(self, strategy):
         from edgeperf.predictors._fastcodes import AdditiveCosts
 
-        tables = self.__dict__.setdefault("_additive_tables", {})
-        table = tables.get(term.ms)
-        if table is None:
-            blocks, space = self._decision_blocks(), self.space_
-            try:
-                if blocks is False:
-                    raise ValueError("no decision blocks")
-                table = AdditiveCosts(blocks, lambda X: term.ms(space, X)[:, None], rtol=ADDITIVE_RTOL)
-            except (ValueError, NotImplementedError):
-                table = False
-            tables[term.ms] = table
-        return table or None
+        form = strategy.affine_form()
+        blocks = self._decision_blocks()
+        if form is None or not form.additive or blocks is False:
+            return False
+        space = self.space_
+        try:
+            tables = [AdditiveCosts(blocks, lambda X, t=t: t.ms(space, X)[:, None], rtol=ADDITIVE_RTOL)
+                      for t in form.additive]
+        except (ValueError, NotImplementedError):
+            return False
+        return form, tables
 
-    def _adapted_log(self, strategy, X) -> np.ndarray:
+    def _adapted_log(self, device, strategy, X) -> np.ndarray:
         """An adapted device's log predictions. Where its form holds additive device models and the
         rows decode into block codes, their milliseconds come from per-code tables (one gather, not
         every layer's costs decoded); otherwise the strategy's own ``predict_log``."""
         host = _Host(self)
-        form = strategy.affine_form()
-        if form is not None and form.additive and self._fast_joint() is not None:
-            tables = [self._additive_model(t) for t in form.additive]
-            rows = self._decision_blocks().decode(X) if all(t is not None for t in tables) else None
+        route = self._additive_route(device) if self._fast_joint() is not None else False
+        if route:
+            rows = self._decision_blocks().decode(X)
             if rows is not None:
+                form, tables = route
                 return form.predict_log(host, X, [t.costs_many(rows)[:, 0] for t in tables])
         return strategy.predict_log(host, X)
 
@@ -513,7 +521,7 @@ class JointPredictor(BasePredictor):
         self._fast = None
         self._train_embeddings = {}
         self._code_evaluators = {}
-        self._additive_tables = {}
+        self._additive_routes = {}
         self._blocks = None
         self._costs_by_code = None
 
@@ -549,7 +557,7 @@ class JointPredictor(BasePredictor):
     def _predict_log(self, X, device) -> np.ndarray:
         strategy = self.adapters_.get(device)
         if strategy is not None:
-            return self._adapted_log(strategy, X)
+            return self._adapted_log(device, strategy, X)
         rows = self._table_rows(X)
         if rows is not None:
             return self.space_log_table_[rows, self._train_column(device)]
@@ -656,7 +664,7 @@ class JointPredictor(BasePredictor):
             self.devices_.append(device)
         self._cache.pop(device, None)
         self.__dict__.get("_code_evaluators", {}).pop(device, None)
-        self.__dict__.pop("_additive_tables", None)  # (keyed by fitted strategies: the replaced one's go)
+        self.__dict__.get("_additive_routes", {}).pop(device, None)
         return self
 
     def _adapt_inputs(self, device, archs, values) -> tuple[list[str], np.ndarray]:
