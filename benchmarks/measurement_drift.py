@@ -30,7 +30,7 @@ import numpy as np
 
 import edgeperf as ep
 
-from _help_protocol import N_TRAIN, TEST_SIZE
+from _help_protocol import protocol_rows
 
 RESULTS = Path(__file__).parent / "results"
 #: Consecutive bins of the architecture list.
@@ -47,17 +47,14 @@ def _bin_medians(R: np.ndarray, idx: np.ndarray, edges: np.ndarray) -> np.ndarra
 
 def run(data: str, seed: int = 0) -> dict:
     table = ep.datasets.load(data)
-    wide = table.wide().sort_values("arch_index")
+    wide, _, devices, _, train_rows, test_rows = protocol_rows(table)
     idx = wide["arch_index"].to_numpy()
-    devices = [c for c in wide.columns if c != "arch_index"]
     L = np.log(wide[devices].to_numpy(dtype=np.float64))
     R = L - np.nanmean(L, axis=1, keepdims=True)
     edges = np.linspace(0, idx.max() + 1, N_BINS + 1).astype(int)
     spread = _bin_medians(R, idx, edges).std(axis=1)
     shuffled = _bin_medians(R[np.random.default_rng(seed).permutation(len(R))], idx, edges).std(axis=1)
-    n = N_TRAIN[table.space]
-    train, test = idx < n, (idx >= n) & (idx < n + TEST_SIZE)
-    shift = np.nanmedian(R[test], axis=0) - np.nanmedian(R[train], axis=0)
+    shift = np.nanmedian(R[test_rows], axis=0) - np.nanmedian(R[train_rows], axis=0)
     rows = [{"device": d, "bin_median_spread_log": float(spread[j]), "shuffled_spread_log": float(shuffled[j]),
              "test_minus_train_log": float(shift[j])} for j, d in enumerate(devices)]
     rows.sort(key=lambda r: -r["bin_median_spread_log"])

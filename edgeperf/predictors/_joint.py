@@ -462,7 +462,7 @@ class JointPredictor(BasePredictor):
             return False
         return form, tables
 
-    def _adapted_log(self, device, strategy, X) -> np.ndarray:
+    def _adapted_log(self, device, X) -> np.ndarray:
         """An adapted device's log predictions. Where its form holds additive device models and the
         rows decode into block codes, their milliseconds come from per-code tables (one gather, not
         every layer's costs decoded); otherwise the strategy's own ``predict_log``."""
@@ -473,7 +473,7 @@ class JointPredictor(BasePredictor):
             if rows is not None:
                 form, tables = route
                 return form.predict_log(host, X, [t.costs_many(rows)[:, 0] for t in tables])
-        return strategy.predict_log(host, X)
+        return self.adapters_[device].predict_log(host, X)
 
     def _joint_log_embedded(self, X, signature, static) -> np.ndarray:
         """Joint model for a device of this signature and static features (NaN = training mean)."""
@@ -555,9 +555,8 @@ class JointPredictor(BasePredictor):
         return np.log(self._space().cost_matrix(np.asarray(X)))
 
     def _predict_log(self, X, device) -> np.ndarray:
-        strategy = self.adapters_.get(device)
-        if strategy is not None:
-            return self._adapted_log(device, strategy, X)
+        if device in self.adapters_:
+            return self._adapted_log(device, X)
         rows = self._table_rows(X)
         if rows is not None:
             return self.space_log_table_[rows, self._train_column(device)]
