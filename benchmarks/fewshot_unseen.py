@@ -16,7 +16,8 @@ Reference ceiling ("oracle" column): for every test device, a per-device XGBoost
 (``PerDevicePredictor`` with the library defaults: one-hot encoding, 500 trees) trained on that
 device's own full range [0, N) (900 or 4000 measured architectures) and scored on the same test set.
 What it misses is mostly measurement noise and near-ties among the test set's latencies. It is not a
-strict bound: a few-shot model that transfers structure can beat it.
+strict bound: a few-shot model that transfers structure can beat it. ``fewshot_ceiling.py`` scores
+the same ceiling with ridge and MLP per-device models too (ridge is the highest).
 
     python benchmarks/fewshot_unseen.py help-nb201 help-fbnet help-ofa-mbv3 --seeds 3
 """
