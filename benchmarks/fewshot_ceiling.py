@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import edgeperf as ep
-from edgeperf import metrics
 
 from _help_protocol import protocol_rows
-from fewshot_unseen import build_splits, test_set
+from fewshot_unseen import build_splits, oracle_scores, test_set
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = ("xgboost", "ridge", "mlp")
@@ -40,14 +39,11 @@ def ceilings(data: str) -> dict:
     table = ep.datasets.load(data)
     wide, archs, devices, _, pool_rows, test_rows = protocol_rows(table)
     splits = build_splits(table, wide, devices, pool_rows, ("kl", "type"), range(KL_SEEDS.get(data, 1)))
-    per_device = {}
-    for dev in sorted({d for sp in splits for d in sp["test"]}):
-        te, yt = test_set(wide, archs, test_rows, dev)
-        own = np.isfinite(wide[dev].to_numpy()[pool_rows])
-        sub = table.select(devices=[dev], archs=set(archs[pool_rows][own]))
-        per_device[dev] = {m: metrics.spearman(yt, ep.predictors.PerDevicePredictor(model=m).fit(sub).predict(te, device=dev))
-                           for m in MODELS}
-        print(f"{data} {dev:>16s} " + "  ".join(f"{m} {v:.3f}" for m, v in per_device[dev].items()), flush=True)
+    tests = {d: test_set(wide, archs, test_rows, d) for d in sorted({d for sp in splits for d in sp["test"]})}
+    by_model = {m: oracle_scores(table, wide, archs, pool_rows, tests, model=m) for m in MODELS}
+    per_device = {d: {m: by_model[m][d] for m in MODELS} for d in tests}
+    for dev, row in per_device.items():
+        print(f"{data} {dev:>16s} " + "  ".join(f"{m} {v:.3f}" for m, v in row.items()), flush=True)
     rows = [{"name": sp["name"], "test": sp["test"], "cross_rho": sp["cross_rho"],
              "mean": {m: float(np.mean([per_device[d][m] for d in sp["test"]])) for m in MODELS}} for sp in splits]
     mean = {m: float(np.mean([r["mean"][m] for r in rows])) for m in MODELS}

@@ -68,14 +68,14 @@ def adapt_sets(refs, pool, n, seed):
     return list(refs[: min(n, N_REFERENCE)]) + extra
 
 
-def oracle_scores(table, wide, archs, pool_rows, test_sets):
-    """Spearman of a per-device model trained on the device's own [0, N), on each device's test set."""
+def oracle_scores(table, wide, archs, pool_rows, test_sets, model="xgboost"):
+    """Spearman of a per-device ``model`` trained on the device's own [0, N), on each device's test set."""
     out = {}
     for dev, (te, yt) in test_sets.items():
         y = wide[dev].to_numpy()[pool_rows]
         ok = np.isfinite(y)
         sub = table.select(devices=[dev], archs=set(archs[pool_rows][ok]))
-        p = ep.predictors.PerDevicePredictor().fit(sub)
+        p = ep.predictors.PerDevicePredictor(model=model).fit(sub)
         out[dev] = metrics.spearman(yt, p.predict(te, device=dev))
     return out
 

@@ -173,14 +173,20 @@ def _oracle(table, wide, space, held, objective, cand, true_lat, budgets, score_
     cells = [(d, q) for q in QUANTILES for d in held]
     out = {}
     for margin in ORACLE_MARGINS:
-        got = {}
-        for q in QUANTILES:
-            r = search(oracle, objective=objective, budget_ms={d: budgets[(d, q)] for d in held}, margin=margin,
-                       candidates=cand)
-            got.update({(d, q): r[d].arch for d in held})
-        out[_key("margin", margin)] = _summary(*_score_designs([got[c] for c in cells], true_lat, score_of, budgets,
-                                                              cells), [q for _, q in cells])
+        archs = _search_designs(oracle, objective, held, budgets, cells, margin=margin, candidates=cand)
+        out[_key("margin", margin)] = _summary(*_score_designs(archs, true_lat, score_of, budgets, cells),
+                                               [q for _, q in cells])
     return out
+
+
+def _search_designs(predictor, objective, held, budgets, cells, **kwargs) -> list[str]:
+    """The search's design of every (device, budget quantile) cell: one search per quantile for
+    all held-out devices at once (``kwargs``: the search's margin, tolerance, candidates...)."""
+    got = {}
+    for q in QUANTILES:
+        r = search(predictor, objective=objective, budget_ms={d: budgets[(d, q)] for d in held}, **kwargs)
+        got.update({(d, q): r[d].arch for d in held})
+    return [got[c] for c in cells]
 
 
 def _score_designs(archs_by_cell, true_lat, score_of, budgets, cells):
@@ -241,12 +247,8 @@ def run_split(space, split, held, args, objective, candidates) -> dict:
                 rule_pred, kwargs = _rule_predictor(predictor, rule, held, candidates[0])
                 kwargs["measured"] = measured if isinstance(rule, str) and rule.endswith("+measured") else None
                 for tol in TOLERANCES:
-                    got = {}
-                    for q in QUANTILES:
-                        r = search(rule_pred, objective=objective, budget_ms={d: budgets[(d, q)] for d in held},
-                                   tolerance=tol, candidates=cand, **kwargs)
-                        got.update({(d, q): r[d].arch for d in held})
-                    picks[(_key("margin", rule), _key("tolerance", tol))] += [got[c] for c in cells]
+                    picks[(_key("margin", rule), _key("tolerance", tol))] += _search_designs(
+                        rule_pred, objective, held, budgets, cells, tolerance=tol, candidates=cand, **kwargs)
             trained_confidence, trained_margin = designer.confidence, designer.margin
             for rule in DESIGNER_RULES:
                 confidence = float(rule.split("@")[1][:3]) if "@" in rule else trained_confidence
