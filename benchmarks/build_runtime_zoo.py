@@ -1,4 +1,4 @@
-"""Build the ``zoo-nb201`` built-in dataset: NAS-Bench-201 latencies of this machine's runtimes.
+"""Build the ``zoo-nb201`` / ``zoo-fbnet`` built-in datasets: latencies of this machine's runtimes.
 
 Each *setting* (runtime, threads, batch size, runtime option) is one device of the table. The
 settings really behave differently (ONNX Runtime with 1 or 2 threads, a batch of 8, basic graph
@@ -15,6 +15,9 @@ average is recorded before and after each call (the machine is shared; the timin
 
     python benchmarks/build_runtime_zoo.py measure --workdir /tmp/zoo --minutes 40
     python benchmarks/build_runtime_zoo.py pack --workdir /tmp/zoo     # -> edgeperf/datasets/data/
+    python benchmarks/build_runtime_zoo.py measure --space fbnet --workdir /tmp/zoo-fb --minutes 50 \
+        --n-pool 800 --n-test 100 --settings zoo_ort_t1_1 zoo_ort_t2_1 zoo_torch_t1_1 zoo_ort_t1_8 zoo_ort_basic_t1_1
+    python benchmarks/build_runtime_zoo.py pack --space fbnet --workdir /tmp/zoo-fb
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ import numpy as np
 
 from _help_protocol import N_TRAIN, TEST_SIZE
 
-SPACE = "nasbench201"
 DATA_DIR = Path(__file__).resolve().parents[1] / "edgeperf" / "datasets" / "data"
-OUT_FILE = "zoo_nb201_latency_ms.csv.gz"
+#: --space -> (search space, the public table its architectures and indices come from, file stem)
+SPACES = {"nb201": ("nasbench201", "help-nb201", "zoo_nb201"), "fbnet": ("fbnet", "help-fbnet", "zoo_fbnet")}
 #: name -> (profiler, threads, batch size, --option pairs)
 SETTINGS = {
     "zoo_ort_t1_1": ("onnxruntime", 1, 1, []),
@@ -47,33 +50,35 @@ SETTINGS = {
 }
 #: Prefix lengths of the architecture list measured per round (then the whole list).
 ROUNDS = (60, 150, 300, 500, 800, 1200)
-#: Architectures of [0, N) and of the test range in the list (the rest of each range follows).
+#: Architectures of [0, N) and of the test range in the list (the rest of each range follows);
+#: zoo-nb201 was built with these (--n-pool / --n-test).
 N_POOL, N_TEST = 200, 500
 PROTOCOL = ["--warmup", "3", "--repeats", "20", "--max-rounds", "2"]
 
 
-def arch_list(seed: int = 0) -> list[str]:
+def arch_list(space: str, n_pool: int = N_POOL, n_test: int = N_TEST, seed: int = 0) -> list[str]:
     """References, then [0, N) sampled, then [N, N + 1000) sampled, then the rest of both ranges."""
     import edgeperf as ep
 
-    wide = ep.datasets.load("help-nb201").wide()
+    name, source, _ = SPACES[space]
+    wide = ep.datasets.load(source).wide()
     idx = wide["arch_index"].to_numpy()
     archs = np.array(wide.index, dtype=object)
-    refs = ep.datasets.reference_archs(SPACE)
-    n = N_TRAIN[SPACE]
+    refs = ep.datasets.reference_archs(name)
+    n = N_TRAIN[name]
     rng = np.random.default_rng(seed)
     pool = [a for a in rng.permutation(archs[idx < n]) if a not in refs]
     test = [a for a in rng.permutation(archs[(idx >= n) & (idx < n + TEST_SIZE)]) if a not in refs]
-    return list(refs) + pool[:N_POOL] + test[:N_TEST] + pool[N_POOL:] + test[N_TEST:]
+    return list(refs) + pool[:n_pool] + test[:n_test] + pool[n_pool:] + test[n_test:]
 
 
 def _load1() -> float:
     return os.getloadavg()[0]
 
 
-def measure(workdir: Path, minutes: float, settings=None) -> None:
+def measure(space: str, workdir: Path, minutes: float, settings=None, n_pool=N_POOL, n_test=N_TEST) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    archs = arch_list()
+    archs = arch_list(space, n_pool, n_test)
     log_path = workdir / "runs.jsonl"
     deadline = time.monotonic() + minutes * 60
     edgeperf = [sys.executable, "-c", "from edgeperf.cli import main; main()"]
@@ -86,7 +91,7 @@ def measure(workdir: Path, minutes: float, settings=None) -> None:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            cmd = [*edgeperf, "profile", "-d", kind, "-s", SPACE, "--archs", str(list_path),
+            cmd = [*edgeperf, "profile", "-d", kind, "-s", SPACES[space][0], "--archs", str(list_path),
                    "-o", str(workdir / f"{name}.csv"), "-t", str(threads), "-b", str(batch),
                    "--name", name, "-q", *PROTOCOL]
             for opt in options:
@@ -102,18 +107,19 @@ def measure(workdir: Path, minutes: float, settings=None) -> None:
                                              "load1": _load1()}}) + "\n")
 
 
-def pack(workdir: Path, out_dir: Path) -> Path:
+def pack(space: str, workdir: Path, out_dir: Path) -> Path:
     """Merge the per-setting CSVs into one wide table plus its devices sidecar and provenance."""
     import edgeperf as ep
 
+    space_name, source, stem = SPACES[space]
     frames, specs = [], {}
     for name in SETTINGS:
         path = workdir / f"{name}.csv"
         if path.exists():
-            table = ep.datasets.read(path, space=SPACE, metric="latency_ms")
+            table = ep.datasets.read(path, space=space_name, metric="latency_ms")
             frames.append(table)
             specs.update(table.devices_info)
-    index = ep.datasets.load("help-nb201").wide()["arch_index"]
+    index = ep.datasets.load(source).wide()["arch_index"]
     wide = None
     for table in frames:
         w = table.wide().drop(columns=["arch_index"], errors="ignore")
@@ -121,13 +127,14 @@ def pack(workdir: Path, out_dir: Path) -> Path:
     wide.insert(0, "arch_index", index.reindex(wide.index).astype(int))
     wide = wide.sort_values("arch_index")
     wide.index.name = "arch"
-    out = out_dir / OUT_FILE
+    out = out_dir / f"{stem}_latency_ms.csv.gz"
     wide.reset_index()[["arch_index", "arch", *[c for c in wide.columns if c != "arch_index"]]].to_csv(
         out, index=False, compression="gzip", float_format="%.6g")
     runs = [json.loads(line) for line in (workdir / "runs.jsonl").read_text(encoding="utf-8").splitlines()]
     prov = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
-        "settings": {k: {"profiler": v[0], "threads": v[1], "batch_size": v[2], "options": v[3]} for k, v in SETTINGS.items()},
+        "settings": {k: {"profiler": v[0], "threads": v[1], "batch_size": v[2], "options": v[3]}
+                     for k, v in SETTINGS.items() if k in wide.columns},
         "protocol": PROTOCOL,
         "measured_from": min(r["start"]["t"] for r in runs),
         "measured_to": max(r["end"]["t"] for r in runs),
@@ -136,7 +143,7 @@ def pack(workdir: Path, out_dir: Path) -> Path:
         "archs_per_device": {c: int(wide[c].notna().sum()) for c in wide.columns if c != "arch_index"},
         "runs": runs,
     }
-    (out_dir / "zoo_nb201_provenance.json").write_text(json.dumps(prov, indent=1), encoding="utf-8")
+    (out_dir / f"{stem}_provenance.json").write_text(json.dumps(prov, indent=1), encoding="utf-8")
     ep.datasets.write_devices_json(specs, ep.datasets.sidecar_path(out))
     return out
 
@@ -144,15 +151,18 @@ def pack(workdir: Path, out_dir: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["measure", "pack"])
+    ap.add_argument("--space", choices=list(SPACES), default="nb201")
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=40.0, help="time box of the measure step")
     ap.add_argument("--out-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="measure only these (default: all)")
+    ap.add_argument("--n-pool", type=int, default=N_POOL, help="[0, N) architectures early in the list")
+    ap.add_argument("--n-test", type=int, default=N_TEST, help="test-range architectures after them")
     args = ap.parse_args()
     if args.step == "measure":
-        measure(args.workdir, args.minutes, args.settings)
+        measure(args.space, args.workdir, args.minutes, args.settings, args.n_pool, args.n_test)
     else:
-        print("wrote", pack(args.workdir, args.out_dir))
+        print("wrote", pack(args.space, args.workdir, args.out_dir))
 
 
 if __name__ == "__main__":

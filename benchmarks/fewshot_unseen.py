@@ -11,6 +11,8 @@ Splits (``_splits.py``), built on the built-in public tables:
   type : leave-one-hardware-type-out (GPUs, server CPUs, phones; OFA has only GPUs, so there the
          type is the GPU model, all its batch sizes together);
 Synthetic devices (``edgeperf.datasets.synthetic``, inside ``nnls+synthetic``) are never scored.
+``--extra-train TABLE`` (e.g. ``zoo-fbnet``, this machine's runtimes): that table's devices join
+every split's training, on the same training architectures; they are never scored either.
 
 Reference ceiling ("oracle" column): for every test device, a per-device XGBoost
 (``PerDevicePredictor`` with the library defaults: one-hot encoding, 500 trees) trained on that
@@ -20,6 +22,7 @@ strict bound: a few-shot model that transfers structure can beat it. ``fewshot_c
 the same ceiling with ridge and MLP per-device models too (ridge is the highest).
 
     python benchmarks/fewshot_unseen.py help-nb201 help-fbnet help-ofa-mbv3 --seeds 3
+    python benchmarks/fewshot_unseen.py help-fbnet --extra-train zoo-fbnet --strategies stack --tag _zoo
 """
 
 from __future__ import annotations
@@ -90,9 +93,11 @@ def test_set(wide, archs, test_rows, dev):
 
 
 def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=None, out=None, cache=None,
-        oracle=True):
-    """Score ``strategies`` on every split; with ``out``, the JSON so far is rewritten after each split."""
+        oracle=True, extra_train=()):
+    """Score ``strategies`` on every split; with ``out``, the JSON so far is rewritten after each split.
+    ``extra_train``: names of tables whose devices join every split's training (never scored)."""
     table = ep.datasets.load(data)
+    extra = [ep.datasets.load(name) for name in extra_train]
     space = table.space
     n = N_TRAIN[space]
     wide, archs, devices, refs, pool_rows, test_rows = protocol_rows(table)
@@ -103,7 +108,9 @@ def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=
     results = []
     for sp in splits:
         t0 = time.perf_counter()
-        sub = table.select(devices=sp["train"], archs=set(pool) | set(refs))
+        train_archs = set(pool) | set(refs)
+        sub = ep.datasets.MeasurementTable.concat(
+            [table.select(devices=sp["train"], archs=train_archs), *[x.select(archs=train_archs) for x in extra]])
         p = fitted_joint(sub, model_params, cache)
         scores = {}  # strategy -> n -> device -> [rho per seed]
         for dev in sp["test"]:
@@ -130,6 +137,7 @@ def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=
               + (f"  oracle {results[-1]['oracle']:.3f}" if orc else ""), flush=True)
         res = _summary(results, strategies)
         res.update(data=data, space=space, seeds=seeds, kl_seeds=list(kl_seeds), model_params=model_params,
+                   extra_train=list(extra_train),
                    protocol={"n_train_archs": n, "test_size": TEST_SIZE, "trim": TRIM_FRACTION},
                    splits_planned=[x["name"] for x in splits])
         if out is not None:
@@ -160,6 +168,7 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--cache", default=None, help="folder to save fitted joint models in and reuse them from")
     ap.add_argument("--no-oracle", action="store_true", help="skip the per-device ceiling")
+    ap.add_argument("--extra-train", nargs="*", default=[], help="tables whose devices join every split's training")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -169,7 +178,7 @@ def main():
     for data in args.data:
         out = RESULTS / f"fewshot_unseen_{data}{args.tag}.json"
         res = run(data, args.splits, args.seeds, range(args.kl_seeds), args.strategies, args.max_splits, mp, out,
-                  args.cache, not args.no_oracle)
+                  args.cache, not args.no_oracle, args.extra_train)
         t = Table(title=f"{data}: Spearman on unseen devices, adversarial splits (seeds {args.seeds})")
         t.add_column("split")
         t.add_column("test devices")

@@ -299,3 +299,19 @@ def test_reads_rowwriter_files_with_sidecar(tmp_path):
     assert table.frame["runs"].tolist()[0] == 200 and table.frame["runs"].isna().tolist() == [False, True]
     assert table.frame["runtime"].tolist() == ["onnxruntime", None]
     assert table.to_records()[0].timestamp == "2026-11-27T10:00:00"
+
+
+def test_written_files_get_the_permissions_of_any_new_file(tmp_path):
+    """The atomic write must not leave its temporary file's private 0o600 mode on a table or its
+    devices sidecar: a teammate reads shared measurement files (the umask decides, as for open())."""
+    import os
+
+    table = MeasurementTable(tidy_frame(), devices_info={"cpu_a": DeviceSpec(name="cpu_a", kind="cpu")})
+    path = write(table, tmp_path / "shared.csv")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x", encoding="utf-8")
+    want = os.stat(plain).st_mode & 0o777
+    assert os.stat(path).st_mode & 0o777 == want
+    sidecar = datasets.sidecar_path(path)
+    assert sidecar.exists() and os.stat(sidecar).st_mode & 0o777 == want
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -1,22 +1,30 @@
-"""The built-in runtime zoo (``zoo-nb201``): what the few-shot work may train on."""
+"""The built-in runtime zoos (``zoo-nb201``, ``zoo-fbnet``): what the few-shot work may train on."""
+
+import pytest
 
 from edgeperf import datasets, spaces
 
+#: zoo -> (space, HELP's training range [0, N) of that space)
+ZOOS = {"zoo-nb201": ("nasbench201", 900), "zoo-fbnet": ("fbnet", 4000)}
 
-def test_zoo_loads_with_runtime_features_and_reference_archs():
-    table = datasets.load("zoo-nb201")
-    assert table.space == "nasbench201" and table.metrics == ["latency_ms"]
+
+@pytest.mark.parametrize("name", ZOOS)
+def test_zoo_loads_with_runtime_features_and_reference_archs(name):
+    space, n_train = ZOOS[name]
+    table = datasets.load(name)
+    assert table.space == space and table.metrics == ["latency_ms"]
     assert len(table.devices) >= 3
     for d in table.devices:
         spec = table.devices_info[d]
         assert spec.kind == "cpu" and spec.runtime in {"onnxruntime", "torch", "tvm"}
         assert spec.threads >= 1 and spec.batch_size >= 1
-    refs = datasets.reference_archs("zoo-nb201")
-    assert refs == datasets.reference_archs("nasbench201")
+    refs = datasets.reference_archs(name)
+    assert refs == datasets.reference_archs(space)
     assert all(table.frame["value"].gt(0))
-    # every device has the reference archs; the others are NAS-Bench-201 cells of HELP's training pool [0, 900)
+    # every device has the reference archs; the others are of HELP's training pool [0, N) or,
+    # after it in the measuring order, of the test range (which the benchmarks never train on)
     wide = table.wide()
     assert wide.loc[refs].notna().all().all()
-    spaces.get("nasbench201").validate(list(wide.index))
-    others = [a for a in wide.index if a not in set(refs)]
-    assert wide.loc[others, "arch_index"].lt(900).all()
+    spaces.get(space).validate(list(wide.index))
+    others = wide.loc[[a for a in wide.index if a not in set(refs)], "arch_index"]
+    assert others.lt(n_train + 1000).all() and others.lt(n_train).any()

@@ -338,7 +338,7 @@ def test_adapt_prints_the_strategy_and_warns_about_missing_reference_archs(tmp_p
     res = CliRunner().invoke(app, ["adapt", "help-nb201", "--device", "new-cpu", "--file-device", "gold_6240",
                                    "--measurements", str(path), "--out", str(tmp_path / "a.edgeperf")])
     assert res.exit_code == 0, res.output
-    assert "strategy " in res.output and "reference architectures" in res.output
+    assert "strategy " in res.output and res.output.count("reference architectures") == 1  # said once
     assert "new-cpu" in ep.predictors.load(tmp_path / "a.edgeperf").devices_
 
 

@@ -74,7 +74,7 @@ def _print_adapt_report(p, device: str, strategy: str, n_rows: int, missing_refs
             typer.secho(f"warning: {w}", fg="yellow", err=True)
     else:
         typer.echo(f"strategy {strategy}: {n_rows} measurements")
-    if missing_refs:
+    if missing_refs and report is None:  # the report already warns about them
         typer.secho(
             f"warning: {len(missing_refs)} of the {len(p.reference_archs_)} reference architectures of "
             f"{p.space_} were not measured on {device!r}; the device signature is then predicted, which is "

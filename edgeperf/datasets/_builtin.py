@@ -56,6 +56,12 @@ _REGISTRY: dict[str, _Builtin] = {
             "edgeperf; see zoo_nb201_provenance.json",
             (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462),
         ),
+        _Builtin(
+            "zoo-fbnet", "fbnet", "zoo_fbnet_latency_ms.csv.gz", "latency_ms",
+            "measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py --space fbnet)",
+            "edgeperf; see zoo_fbnet_provenance.json",
+            (3328, 3790, 3313, 890, 3052, 2538, 1640, 2514, 457, 2100),
+        ),
     )
 }
 #: Other spellings accepted by :func:`reference_archs` (space names, HELP's short names).

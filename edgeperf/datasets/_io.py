@@ -23,7 +23,7 @@ import csv
 import gzip
 import json
 import os
-import tempfile
+import uuid
 import warnings
 import zlib
 from pathlib import Path
@@ -498,8 +498,11 @@ def _atomic_write(path: Path, write_to) -> Path:
     OS errors (a folder given as the file, no permission, a read-only file system) become
     :class:`FileAccessError`; the temporary file never stays behind."""
     check_writable(path)
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # os.open with 0o666 (not mkstemp, whose files are 0o600): the file gets the permissions
+        # the user's umask gives any new file, so teammates can read shared tables as before
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise FileAccessError(path, "write to", exc) from None
     os.close(fd)

@@ -718,8 +718,9 @@ class JointPredictor(BasePredictor):
         warnings = []
         if n_ref < len(refs):
             warnings.append(
-                f"{n_ref} of the {len(refs)} reference architectures of {self.space_} were measured; measure all of "
-                "them (predictor.reference_archs_, or `edgeperf profile --reference`) for a reliable adaptation"
+                f"{n_ref} of the {len(refs)} reference architectures of {self.space_} were measured (the device "
+                "signature predicts the others, less accurately); measure all of them (predictor.reference_archs_, "
+                "or `edgeperf profile --reference`) for a reliable adaptation"
             )
         if n_values > n_distinct:
             warnings.append(f"{n_values - n_distinct} repeated measurements were merged (median per architecture)")
