@@ -102,13 +102,13 @@ def run(data, kinds, seeds, kl_seeds, strategies, max_splits=None, model_params=
     n = N_TRAIN[space]
     wide, archs, devices, refs, pool_rows, test_rows = protocol_rows(table)
     pool = list(archs[pool_rows])
+    train_archs = set(pool) | set(refs)
     splits = build_splits(table, wide, devices, pool_rows, kinds, kl_seeds)[:max_splits]
     tests = {d: test_set(wide, archs, test_rows, d) for d in sorted({d for sp in splits for d in sp["test"]})}
     ceiling = oracle_scores(table, wide, archs, pool_rows, tests) if oracle else {}
     results = []
     for sp in splits:
         t0 = time.perf_counter()
-        train_archs = set(pool) | set(refs)
         sub = ep.datasets.MeasurementTable.concat(
             [table.select(devices=sp["train"], archs=train_archs), *[x.select(archs=train_archs) for x in extra]])
         p = fitted_joint(sub, model_params, cache)
