@@ -1,4 +1,4 @@
-"""Build the ``zoo-nb201`` / ``zoo-fbnet`` built-in datasets: latencies of this machine's runtimes.
+"""Build the ``zoo-nb201`` / ``zoo-fbnet`` / ``zoo-ofa-mbv3`` built-in datasets: latencies of this machine's runtimes.
 
 Each *setting* (runtime, threads, batch size, runtime option) is one device of the table. The
 settings really behave differently (ONNX Runtime with 1 or 2 threads, a batch of 8, basic graph
@@ -18,6 +18,9 @@ average is recorded before and after each call (the machine is shared; the timin
     python benchmarks/build_runtime_zoo.py measure --space fbnet --workdir /tmp/zoo-fb --minutes 50 \
         --n-pool 800 --n-test 100 --settings zoo_ort_t1_1 zoo_ort_t2_1 zoo_torch_t1_1 zoo_ort_t1_8 zoo_ort_basic_t1_1
     python benchmarks/build_runtime_zoo.py pack --space fbnet --workdir /tmp/zoo-fb
+    python benchmarks/build_runtime_zoo.py measure --space ofa --workdir /tmp/zoo-ofa --minutes 48 \
+        --n-pool 800 --n-test 100 --settings zoo_ort_t1_1 zoo_ort_t2_1 zoo_torch_t1_1 zoo_ort_t1_8 zoo_ort_basic_t1_1
+    python benchmarks/build_runtime_zoo.py pack --space ofa --workdir /tmp/zoo-ofa
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from _help_protocol import N_TRAIN, TEST_SIZE
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "edgeperf" / "datasets" / "data"
 #: --space -> (search space, the public table its architectures and indices come from, file stem)
-SPACES = {"nb201": ("nasbench201", "help-nb201", "zoo_nb201"), "fbnet": ("fbnet", "help-fbnet", "zoo_fbnet")}
+SPACES = {"nb201": ("nasbench201", "help-nb201", "zoo_nb201"), "fbnet": ("fbnet", "help-fbnet", "zoo_fbnet"),
+          "ofa": ("ofa_mbv3", "help-ofa-mbv3", "zoo_ofa_mbv3")}
 #: name -> (profiler, threads, batch size, --option pairs)
 SETTINGS = {
     "zoo_ort_t1_1": ("onnxruntime", 1, 1, []),

@@ -1,12 +1,13 @@
-"""The built-in runtime zoos (``zoo-nb201``, ``zoo-fbnet``): what the few-shot work may train on."""
+"""The built-in runtime zoos (``zoo-nb201``, ``zoo-fbnet``, ``zoo-ofa-mbv3``): what the few-shot work may train on."""
 
 import pytest
 
 from edgeperf import datasets, spaces
 
 #: zoo -> (space, HELP's training range [0, N) of that space, archs measured from its test range
-#: [N, N + 1000): zoo-fbnet's list put 100 of them after 800 of [0, N), zoo-nb201's time box ended first)
-ZOOS = {"zoo-nb201": ("nasbench201", 900, 0), "zoo-fbnet": ("fbnet", 4000, 100)}
+#: [N, N + 1000): zoo-fbnet's list put 100 of them after 800 of [0, N); the time boxes of zoo-nb201
+#: and zoo-ofa-mbv3 ended before their lists reached any)
+ZOOS = {"zoo-nb201": ("nasbench201", 900, 0), "zoo-fbnet": ("fbnet", 4000, 100), "zoo-ofa-mbv3": ("ofa_mbv3", 4000, 0)}
 
 
 @pytest.mark.parametrize("name", ZOOS)

@@ -62,6 +62,12 @@ _REGISTRY: dict[str, _Builtin] = {
             "edgeperf; see zoo_fbnet_provenance.json",
             (3328, 3790, 3313, 890, 3052, 2538, 1640, 2514, 457, 2100),
         ),
+        _Builtin(
+            "zoo-ofa-mbv3", "ofa_mbv3", "zoo_ofa_mbv3_latency_ms.csv.gz", "latency_ms",
+            "measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py --space ofa)",
+            "edgeperf; see zoo_ofa_mbv3_provenance.json",
+            (1316, 1587, 1621, 1636, 1980, 2329, 2487, 3355, 3740, 4948),
+        ),
     )
 }
 #: Other spellings accepted by :func:`reference_archs` (space names, HELP's short names).
