@@ -46,8 +46,13 @@ def fitted_joint(sub, model_params, cache):
 
     if cache is None:
         return ep.JointPredictor(model_params=model_params).fit(sub)
-    # The architecture set itself, not its size: two training sets of equal size must not share a model.
-    key = json.dumps([sub.space, sorted(sub.devices), sorted(sub.archs), model_params], sort_keys=True)
+    import pandas as pd
+
+    # The measurements themselves, not the device and architecture names: a table re-measured under
+    # the same names (a rebuilt runtime zoo) must not reuse the model of the old values.
+    rows = sub.frame.sort_values(["device", "arch"])[["device", "arch", "value"]]
+    values = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
+    key = json.dumps([sub.space, values, model_params], sort_keys=True)
     path = Path(cache) / f"joint-{hashlib.sha256(key.encode()).hexdigest()[:16]}.edgeperf"
     if path.exists():
         return ep.load(path)
