@@ -5,8 +5,8 @@ import pytest
 from edgeperf import datasets, spaces
 
 #: zoo -> (space, HELP's training range [0, N) of that space, archs measured from its test range
-#: [N, N + 1000): zoo-nb201 has all 999 that are not reference archs (ORT 1 thread measured its whole list), zoo-fbnet's
-#: list put 100 of them after 800 of [0, N), zoo-ofa-mbv3's time box ended before its list reached any)
+#: [N, N + 1000): zoo-nb201 has the 999 that are not reference archs (ORT 1 thread measured its whole
+#: list), zoo-fbnet's list put 100 after 800 of [0, N), zoo-ofa-mbv3's time box ended before any)
 ZOOS = {"zoo-nb201": ("nasbench201", 900, 999), "zoo-fbnet": ("fbnet", 4000, 100), "zoo-ofa-mbv3": ("ofa_mbv3", 4000, 0)}
 
 
