@@ -33,42 +33,40 @@ class _Builtin:
     help_reference_indices: tuple[int, ...]
 
 
+_HELP_TABLES = (
+    _Builtin(
+        "help-nb201", "nasbench201", "help_nb201_latency_ms.csv.gz", "latency_ms",
+        _HELP_CITATION + "; pixel3 = HW-NAS-Bench (Li et al., ICLR 2021)",
+        _HELP_SOURCE + "; GATECH-EIC/HW-NAS-Bench (MIT licence)",
+        (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462),
+    ),
+    _Builtin(
+        "help-fbnet", "fbnet", "help_fbnet_latency_ms.csv.gz", "latency_ms", _HELP_CITATION, _HELP_SOURCE,
+        (3328, 3790, 3313, 890, 3052, 2538, 1640, 2514, 457, 2100),
+    ),
+    _Builtin(
+        "help-ofa-mbv3", "ofa_mbv3", "help_ofa_mbv3_latency_ms.csv.gz", "latency_ms", _HELP_CITATION, _HELP_SOURCE,
+        (1316, 1587, 1621, 1636, 1980, 2329, 2487, 3355, 3740, 4948),
+    ),
+)
+
+
+def _runtime_zoo(help_table: _Builtin, space_flag: str) -> _Builtin:
+    """``zoo-*``: this machine's runtimes measured on ``help_table``'s architectures (same
+    ``arch_index``, so the same reference architectures) by ``build_runtime_zoo.py --space space_flag``."""
+    name = "zoo-" + help_table.name.removeprefix("help-")
+    stem = name.replace("-", "_")
+    return _Builtin(
+        name, help_table.space, f"{stem}_latency_ms.csv.gz", "latency_ms",
+        f"measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py --space {space_flag})",
+        f"edgeperf; see {stem}_provenance.json",
+        help_table.help_reference_indices,
+    )
+
+
 _REGISTRY: dict[str, _Builtin] = {
     b.name: b
-    for b in (
-        _Builtin(
-            "help-nb201", "nasbench201", "help_nb201_latency_ms.csv.gz", "latency_ms",
-            _HELP_CITATION + "; pixel3 = HW-NAS-Bench (Li et al., ICLR 2021)",
-            _HELP_SOURCE + "; GATECH-EIC/HW-NAS-Bench (MIT licence)",
-            (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462),
-        ),
-        _Builtin(
-            "help-fbnet", "fbnet", "help_fbnet_latency_ms.csv.gz", "latency_ms", _HELP_CITATION, _HELP_SOURCE,
-            (3328, 3790, 3313, 890, 3052, 2538, 1640, 2514, 457, 2100),
-        ),
-        _Builtin(
-            "help-ofa-mbv3", "ofa_mbv3", "help_ofa_mbv3_latency_ms.csv.gz", "latency_ms", _HELP_CITATION, _HELP_SOURCE,
-            (1316, 1587, 1621, 1636, 1980, 2329, 2487, 3355, 3740, 4948),
-        ),
-        _Builtin(
-            "zoo-nb201", "nasbench201", "zoo_nb201_latency_ms.csv.gz", "latency_ms",
-            "measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py)",
-            "edgeperf; see zoo_nb201_provenance.json",
-            (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462),
-        ),
-        _Builtin(
-            "zoo-fbnet", "fbnet", "zoo_fbnet_latency_ms.csv.gz", "latency_ms",
-            "measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py --space fbnet)",
-            "edgeperf; see zoo_fbnet_provenance.json",
-            (3328, 3790, 3313, 890, 3052, 2538, 1640, 2514, 457, 2100),
-        ),
-        _Builtin(
-            "zoo-ofa-mbv3", "ofa_mbv3", "zoo_ofa_mbv3_latency_ms.csv.gz", "latency_ms",
-            "measured by edgeperf on a shared 2-core cloud VM (benchmarks/build_runtime_zoo.py --space ofa)",
-            "edgeperf; see zoo_ofa_mbv3_provenance.json",
-            (1316, 1587, 1621, 1636, 1980, 2329, 2487, 3355, 3740, 4948),
-        ),
-    )
+    for b in (*_HELP_TABLES, *(_runtime_zoo(t, flag) for t, flag in zip(_HELP_TABLES, ("nb201", "fbnet", "ofa"))))
 }
 #: Other spellings accepted by :func:`reference_archs` (space names, HELP's short names).
 _ALIASES = {"nasbench201": "help-nb201", "nb201": "help-nb201", "fbnet": "help-fbnet",
