@@ -71,13 +71,14 @@ def adapt_sets(refs, pool, n, seed):
     return list(refs[: min(n, N_REFERENCE)]) + extra
 
 
-def oracle_scores(table, wide, archs, pool_rows, test_sets, model="xgboost"):
-    """Spearman of a per-device ``model`` trained on the device's own [0, N), on each device's test set."""
+def oracle_scores(table, wide, archs, pool_rows, test_sets, model="xgboost", in_sample=False):
+    """Spearman of a per-device ``model`` trained on the device's own ``pool_rows``, on each
+    device's test set; ``in_sample``: trained on that test set too (a noise ceiling, not a score)."""
     out = {}
     for dev, (te, yt) in test_sets.items():
         y = wide[dev].to_numpy()[pool_rows]
         ok = np.isfinite(y)
-        sub = table.select(devices=[dev], archs=set(archs[pool_rows][ok]))
+        sub = table.select(devices=[dev], archs=set(archs[pool_rows][ok]) | (set(te) if in_sample else set()))
         p = ep.predictors.PerDevicePredictor(model=model).fit(sub)
         out[dev] = metrics.spearman(yt, p.predict(te, device=dev))
     return out
