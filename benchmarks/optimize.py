@@ -17,9 +17,11 @@ Protocol, per space and split:
   ``arch_index >= 4000``, so that every design's true latency is known);
 - (a) share of designs whose true latency meets the budget; (b) regret = objective of the
   true optimum under the true latency minus the design's; both for every margin rule of
-  :data:`RULES` x risk tolerance of :data:`TOLERANCES` (search) and for the designer;
+  :data:`RULES` x risk tolerance of :data:`TOLERANCES` (search) and for the designer (NB-201
+  also with the other beams of :data:`DESIGNER_BEAMS`);
   (c) time per (device, budget) design, search vs designer, in one process: single calls,
-  batched over one device's five budgets, batched over all held-out pairs;
+  batched over one device's five budgets, batched over all held-out pairs, batched over 100
+  budgets per device (also with the other beams);
 - (d) a reference ceiling beside them: the search with a per-device XGBoost trained on the
   held-out device's own architectures (``arch_index`` < N) under uniform margins.
 
@@ -68,6 +70,9 @@ RULES = ("default", "default+measured", "quantile+20%", "quantile@0.9", "quantil
 #: "quantile@C": that margin at confidence C; "quantile-alone": the search's bound, the calibrated
 #: quantile without the designer's "+20 %" floor) x measured.
 DESIGNER_RULES = ("default", "default+measured", "quantile@0.9+measured", "quantile-alone+measured")
+#: NB-201 designer rows with other beams than the default 128 (decoded candidates checked per
+#: design: a wider beam, better designs and a slower decode), default bound + measured, tolerance "auto".
+DESIGNER_BEAMS = (32, 64, 512)
 #: Risk-aware choice: designs within this share of the best feasible score tie, the most slack wins.
 TOLERANCES = (0.0, 0.001, "auto", 0.004, 0.008)
 #: Uniform margins of the oracle rows (a predictor trained on the held-out device's own data).
@@ -237,6 +242,7 @@ def run_split(space, split, held, args, objective, candidates) -> dict:
 
     picks = {(_key("margin", r), _key("tolerance", t)): [] for r in RULES for t in TOLERANCES}
     designed = {f"{rule} tolerance={t}": [] for rule in DESIGNER_RULES for t in ("auto", 0.0)}
+    designed.update({f"default+measured beam={b} tolerance=auto": [] for b in DESIGNER_BEAMS})
     scored_cells = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InfeasibleBudgetWarning)
@@ -263,6 +269,12 @@ def run_split(space, split, held, args, objective, candidates) -> dict:
                         designed[key] += [
                             _designer_in_pool(designer, predictor, d, budgets[(d, q)], score_of) for d, q in cells]
             designer.set_params(tolerance="auto", confidence=trained_confidence, margin=trained_margin)
+            if space == "nasbench201":
+                trained_beam = designer.beam
+                for beam in DESIGNER_BEAMS:
+                    designed[f"default+measured beam={beam} tolerance=auto"] += designer.set_params(beam=beam).design_many(
+                        [(d, budgets[(d, q)]) for d, q in cells], measured=measured)
+                designer.set_params(beam=trained_beam)
 
     out = {"held_out": held, "train_devices": train_devices, "predictor_fit_s": fit_s, "seeds": args.seeds,
            "chooses_defaults": split in DEFAULT_CHOOSING, "uncertainty": predictor.uncertainty_,
@@ -381,11 +393,19 @@ def _timing(predictor, designer, objective, held, budgets, cand, space) -> dict:
             "designer_batched_many": _per_call_s(lambda: designer.design_many(
                 [(d, x) for d, b in many.items() for x in b]), 5) / n_many,
         }
+        trained_beam = designer.beam
+        for beam in DESIGNER_BEAMS:
+            designer.set_params(beam=beam)
+            t[f"designer_batched_many_beam{beam}"] = _per_call_s(lambda: designer.design_many(
+                [(d, x) for d, b in many.items() for x in b]), 5) / n_many
+        designer.set_params(beam=trained_beam)
     kinds = ("single", "batched_budgets", "batched_all", "batched_many")
     return {
         "s_per_design": t, "device": dev, "n_pairs_all": len(pairs),
         "speedup_like_for_like": {k: t[f"search_{k}"] / t[f"designer_{k}"] for k in kinds},
         "speedup_vs_single_search": {k: t["search_single"] / t[f"designer_{k}"] for k in kinds},
+        "speedup_vs_single_search_wider_beam": {b: t["search_single"] / t[f"designer_batched_many_beam{b}"]
+                                                for b in DESIGNER_BEAMS},
         "search": "exhaustive over 15,625 cells, predictor cache warm",
     }
 
@@ -475,6 +495,9 @@ def _print(key, r) -> None:
         print(f"time per design, {k:<16}: search {s['search_' + k] * 1e3:8.3f} ms, designer "
               f"{s['designer_' + k] * 1e6:8.1f} us: {t['speedup_like_for_like'][k]:7.0f}x like for like, "
               f"{t['speedup_vs_single_search'][k]:7.0f}x vs a single search call")
+    for b, x in t["speedup_vs_single_search_wider_beam"].items():
+        print(f"time per design, batched_many, beam {b}: designer {s[f'designer_batched_many_beam{b}'] * 1e6:8.1f} us: "
+              f"{x:7.0f}x vs a single search call")
     print("(shared 2-core VM: timings drift; ratios are from one process, measured back to back)", flush=True)
 
 

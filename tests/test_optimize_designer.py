@@ -195,6 +195,28 @@ def test_design_many_matches_one_design_per_pair(designer, predictor):
         designer.design_many([("no-such-device", 3.0)])
 
 
+def test_a_pair_ignores_the_measurements_of_other_devices_in_its_batch(designer, predictor):
+    """A design must not depend on the other pairs of its batch: an arch given as measured on
+    1080ti_1 only is no candidate of pixel3's pair. (Ranked by the inverse of the accuracy the
+    designer learned, the best fitting arch is one it never proposes.)"""
+    inverse = objectives.get("accuracy", table={a: 100.0 - v for a, v in synthetic_accuracy().items()})
+    bound = ep.optimize.LatencyBound(predictor, ["pixel3"], margin=designer.margin,
+                                     confidence=designer.confidence)(ALL)[1][0]
+    scores = np.asarray(inverse.score(ALL, space=NB201))
+    budget = float(np.quantile(bound, 0.5))
+    best = ALL[int(np.argmax(np.where(bound <= budget, scores, -np.inf)))]
+    alone = designer.design(device="pixel3", budget_ms=budget, objective=inverse, measured=None)
+    assert alone != best  # else this case checks nothing
+    known = {"1080ti_1": {best: 1.0}}
+    assert designer.design(device="pixel3", budget_ms=budget, objective=inverse, measured=known) == alone
+    pairs = [("pixel3", budget), ("1080ti_1", 5.0)]
+    many = designer.design_many(pairs, objective=inverse, measured=known)
+    assert many == [alone, designer.design(device="1080ti_1", budget_ms=5.0, objective=inverse, measured=known)]
+    ranked = designer.design_many(pairs, k=3, objective=inverse, measured=known)[0]
+    assert [d.arch for d in ranked] == [d.arch for d in designer.design(device="pixel3", budget_ms=budget, k=3,
+                                                                       objective=inverse, measured=None)]
+
+
 def test_design_tolerance_trades_a_little_score_for_slack(designer, predictor, accuracy):
     """With a tolerance, the design is the fitting candidate with the smallest bound among
     those within the tolerance of the best fitting one; without, the best fitting one."""

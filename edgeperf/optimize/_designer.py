@@ -63,6 +63,9 @@ POOL_BUDGET_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 #: Random architectures added to an evolved pool (diversity for unusual devices); a fifth of
 #: that for objectives that are not cheap (zero-cost proxies).
 POOL_RANDOM = 500
+#: Distinct integers are found by a table of the range instead of a sort while the range is at
+#: most this many times the number of values (a table entry costs far less than a sort step).
+_TABLE_UNIQUE_FACTOR = 8
 #: When none of the beam's candidates fits, the beam is widened once by this factor.
 _WIDER_BEAM = 8
 #: Devices (real + synthetic) whose labels are computed in one vectorised block.
@@ -147,6 +150,19 @@ def _radix(sizes) -> "np.ndarray | None":
     return np.cumprod([1, *sizes[:0:-1]])[::-1].astype(np.int64)
 
 
+def _unique_ints(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` (inverse in ``values``' shape) of integers in
+    [0, size): through a table of which ones occur when ``size`` is not much larger than
+    ``values`` (no sort), else by ``np.unique``."""
+    if size > _TABLE_UNIQUE_FACTOR * values.size:
+        unique, inverse = np.unique(values, return_inverse=True)
+        return unique, inverse.reshape(values.shape)
+    seen = np.zeros(size, dtype=bool)
+    seen[values] = True
+    rank = np.cumsum(seen) - 1
+    return np.flatnonzero(seen), rank[values]
+
+
 def _unique_rows(rows: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(rows, axis=0, return_inverse=True)`` of option-index rows, through one
     mixed-radix integer per row when the space's size fits in int64 (much faster)."""
@@ -156,6 +172,24 @@ def _unique_rows(rows: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
         return (codes[:, None] // radix[None, :]) % np.asarray(sizes, dtype=np.int64), inverse.ravel()
     unique, inverse = np.unique(rows, axis=0, return_inverse=True)
     return unique, inverse.ravel()
+
+
+def _with_measured(names, inverse, devices, measured):
+    """``(names, inverse)`` with each pair's own device's measured archs appended to its
+    candidates (another device's measurements say nothing of this one, and a pair's design must
+    not depend on the other pairs of its batch). Pairs with fewer are padded with their first
+    candidate: a repeat never changes a pick (the first of equal candidates wins) and ranked
+    lists drop repeats."""
+    position = {a: i for i, a in enumerate(names)}  # the names are distinct: new ones go last
+    own = {device: [position.setdefault(a, len(position)) for a in known] for device, known in measured.items()}
+    names = list(position)
+    width = max(map(len, own.values()))
+    extra = np.repeat(inverse[:, :1], width, axis=1)
+    device_of = np.array(devices, dtype=object)
+    for device, cols in own.items():
+        rows = np.flatnonzero(device_of == device)
+        extra[rows, : len(cols)] = cols
+    return names, np.hstack([inverse, extra])
 
 
 class Designer(BaseEstimator):
@@ -174,7 +208,9 @@ class Designer(BaseEstimator):
     speed_shift : synthetic devices are up to ``exp(+-speed_shift)`` times faster or slower.
     epochs, batch_size, learning_rate : training of the network (Adam).
     pool_evaluations : size of the evolved pool for spaces too large to enumerate.
-    beam : candidates decoded and checked against the predictor per design.
+    beam : candidates decoded and checked against the predictor per design. 128: with 32, the
+        held-out phones / server CPUs lost 1.21 / 0.68 accuracy points to the true optimum, with
+        128 1.10 / 0.58, for a decode about 2.5x slower (benchmarks/optimize.py).
     margin, confidence : the latency bound, as in :func:`edgeperf.optimize.search`; by default
         ``"cautious"`` (the quantile, at least prediction + 20 %): a decoded design carries the
         network's error besides the predictor's (held-out server CPUs: 98.7 % within budget with
@@ -186,7 +222,7 @@ class Designer(BaseEstimator):
 
     def __init__(self, *, hidden=(256, 256), synthetic_devices=1500, budgets_per_device=8,
                  budget_quantiles=(0.02, 0.98), speed_shift=1.0, epochs=60, batch_size=256,
-                 learning_rate=2e-3, pool_evaluations=3000, beam=32, margin="cautious",
+                 learning_rate=2e-3, pool_evaluations=3000, beam=128, margin="cautious",
                  confidence=DEFAULT_CONFIDENCE, tolerance="auto", random_state=0):
         self.hidden = hidden
         self.synthetic_devices = synthetic_devices
@@ -460,7 +496,7 @@ class Designer(BaseEstimator):
             bound = dec["bound"][i]
             if not dec["n_fit"][i]:
                 warnings.warn(InfeasibleBudgetWarning(
-                    f"none of the designer's {bound.size} candidates fits {budget:.4g} ms on {device} "
+                    f"none of the designer's {np.unique(dec['inverse'][i]).size} candidates fits {budget:.4g} ms on {device} "
                     f"({self.bound_}); returning the fastest candidate, {bound.min():.4g} ms"), stacklevel=3)
                 chosen = np.array([int(bound.argmin())])
             else:
@@ -489,14 +525,14 @@ class Designer(BaseEstimator):
         The pick is the first candidate of the ranking, computed without sorting: among the
         fitting candidates tied with the best score (within the tolerance), the one with the
         smallest bound (ties: the more probable one); without an objective, the most probable one
-        that fits. The requested devices' ``measured`` archs are candidates of every pair too
+        that fits. A pair's own device's ``measured`` archs are candidates of that pair too
         (after the beam's), with their measured latency as point and bound."""
         sizes = [len(o) for _, o in self.choices_]
         radix = _radix(sizes)
         if radix is not None:  # paths as mixed-radix integers (NAS-Bench-201, OFA): no index tuples
             codes, _ = _beam_codes(logp, width)
             n, w = codes.shape
-            unique, inverse = np.unique(codes, return_inverse=True)
+            unique, inverse = _unique_ints(codes, math.prod(sizes))
             names = self._arch_names(space, unique, radix, sizes)
         else:
             paths, _ = _beam(logp, width)  # (n, w, decisions)
@@ -505,16 +541,8 @@ class Designer(BaseEstimator):
             names = [self._arch_of(space, p) for p in unique]
         inverse = inverse.reshape(n, w)
         measured = {d: measured[d] for d in dict.fromkeys(d for d, _ in requests) if measured and measured.get(d)}
-        if measured:  # append the measured archs as candidates of every pair
-            names = list(names)
-            position = {a: i for i, a in enumerate(names)}
-            extra = []
-            for a in dict.fromkeys(a for m in measured.values() for a in m):
-                if a not in position:
-                    position[a] = len(names)
-                    names.append(a)
-                extra.append(position[a])
-            inverse = np.hstack([inverse, np.broadcast_to(np.asarray(extra, dtype=inverse.dtype), (n, len(extra)))])
+        if measured:
+            names, inverse = _with_measured(names, inverse, [d for d, _ in requests], measured)
             w = inverse.shape[1]
         point, bound = self._bounds(predictor, requests, names, inverse, measured)
         fits = bound <= budgets[:, None]
@@ -555,7 +583,7 @@ class Designer(BaseEstimator):
         device_of = np.array(devices, dtype=object)
         for device in dict.fromkeys(devices):
             rows = np.flatnonzero(device_of == device)
-            used, local = np.unique(inverse[rows], return_inverse=True)
+            used, local = _unique_ints(inverse[rows], len(names))
             p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence,
                                 measured=measured)([names[i] for i in used])
             point[rows], bound[rows] = p[0][local].reshape(len(rows), w), b[0][local].reshape(len(rows), w)
