@@ -12,7 +12,7 @@ measurement noise and near-ties among the test set's latencies. The "ceiling" co
 family with the best mean over splits of a space (not the best family per device, which would
 choose on the test set).
 
-Two more ridge columns say whether more of the device's data could help (``noise`` block):
+Three more ridge columns (:data:`NOISE`) say whether more of the device's data could help:
 
 - a learning curve: ridge on a random quarter and half of [0, N) beside the whole of it; where
   Spearman no longer rises with 4x the data, the rest is not a shortage of measurements;
