@@ -174,7 +174,13 @@ def _unique_rows(rows: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
     return unique, inverse.ravel()
 
 
-def _with_measured(names, inverse, devices, measured):
+def _rows_of(devices) -> dict:
+    """``{device: positions of its pairs}`` in first-seen device order."""
+    device_of = np.array(devices, dtype=object)
+    return {d: np.flatnonzero(device_of == d) for d in dict.fromkeys(devices)}
+
+
+def _with_measured(names, inverse, rows_of, measured):
     """``(names, inverse)`` with each pair's own device's measured archs appended to its
     candidates (another device's measurements say nothing of this one, and a pair's design must
     not depend on the other pairs of its batch). Pairs with fewer are padded with their first
@@ -185,10 +191,8 @@ def _with_measured(names, inverse, devices, measured):
     names = list(position)
     width = max(map(len, own.values()))
     extra = np.repeat(inverse[:, :1], width, axis=1)
-    device_of = np.array(devices, dtype=object)
     for device, cols in own.items():
-        rows = np.flatnonzero(device_of == device)
-        extra[rows, : len(cols)] = cols
+        extra[rows_of[device], : len(cols)] = cols
     return names, np.hstack([inverse, extra])
 
 
@@ -540,11 +544,12 @@ class Designer(BaseEstimator):
             unique, inverse = _unique_rows(paths.reshape(n * w, -1), sizes)
             names = [self._arch_of(space, p) for p in unique]
         inverse = inverse.reshape(n, w)
-        measured = {d: measured[d] for d in dict.fromkeys(d for d, _ in requests) if measured and measured.get(d)}
+        rows_of = _rows_of([d for d, _ in requests])
+        measured = {d: measured[d] for d in rows_of if measured and measured.get(d)}
         if measured:
-            names, inverse = _with_measured(names, inverse, [d for d, _ in requests], measured)
+            names, inverse = _with_measured(names, inverse, rows_of, measured)
             w = inverse.shape[1]
-        point, bound = self._bounds(predictor, requests, names, inverse, measured)
+        point, bound = self._bounds(predictor, rows_of, names, inverse, measured)
         fits = bound <= budgets[:, None]
         n_fit = fits.sum(axis=1)
         if objective is not None:  # a table lookup: rank the fitting candidates by it
@@ -570,19 +575,16 @@ class Designer(BaseEstimator):
             out["order"] = flat.reshape(n, w) - (np.arange(n) * w)[:, None]
         return out
 
-    def _bounds(self, predictor, requests, names, inverse, measured=None):
-        """(point, bound) arrays ``(pairs, candidates)``: one bound call per device, for the
-        distinct candidates of its pairs."""
+    def _bounds(self, predictor, rows_of, names, inverse, measured=None):
+        """(point, bound) arrays ``(pairs, candidates)``: one bound call per device of ``rows_of``
+        (:func:`_rows_of`), for the distinct candidates of its pairs."""
         n, w = inverse.shape
-        devices = [d for d, _ in requests]
-        if len(set(devices)) == 1:  # one device: every candidate is its
-            p, b = LatencyBound(predictor, devices[:1], margin=self.margin, confidence=self.confidence,
+        if len(rows_of) == 1:  # one device: every candidate is its
+            p, b = LatencyBound(predictor, list(rows_of), margin=self.margin, confidence=self.confidence,
                                 measured=measured)(names)
             return p[0][inverse], b[0][inverse]
         point, bound = np.empty((n, w)), np.empty((n, w))
-        device_of = np.array(devices, dtype=object)
-        for device in dict.fromkeys(devices):
-            rows = np.flatnonzero(device_of == device)
+        for device, rows in rows_of.items():
             used, local = _unique_ints(inverse[rows], len(names))
             p, b = LatencyBound(predictor, [device], margin=self.margin, confidence=self.confidence,
                                 measured=measured)([names[i] for i in used])
